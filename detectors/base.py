@@ -1,0 +1,147 @@
+"""The one shape every detector shares: array batches in, condition changes out.
+
+The pipeline (``gateway.pipeline``) decodes MQTT messages or recording lines into a
+:class:`SampleBatch` whose rows are addressed by the registry's dense integer ids, so a
+detector never sees names, dicts or per-sensor objects.  A detector keeps its state in
+preallocated numpy arrays indexed by those ids and answers with
+:class:`ConditionChanges`: the rows where its debounced verdict changed.  Changes are
+rare compared with samples, so the alerting side may turn them into Python objects.
+
+Two entry points, both on event time:
+
+* ``update(batch)``: new samples arrived (their ``ts`` is event time, not arrival).
+* ``sweep(now)``: the watermark clock reached ``now``; rules that fire on the *absence*
+  of data (silence) or on elapsed time evaluate here as whole-array operations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+#: Quality code of a sample with HJ 212 flag ``N`` (normal).  Other flags map to the
+#: non-zero codes of :data:`QUALITY_CODES`; detectors judge limits only on normal data.
+QUALITY_NORMAL = 0
+
+#: HJ 212 data flags (CONTRACT.md §1) to the compact codes carried in batches.
+QUALITY_CODES: dict[str, int] = {
+    "N": 0,  # normal
+    "F": 1,  # stopped (停运)
+    "M": 2,  # maintenance (维护)
+    "S": 3,  # manual input (手工输入)
+    "D": 4,  # fault (故障)
+    "C": 5,  # calibration (校准)
+    "T": 6,  # over range (超测定上限)
+    "B": 7,  # communication fault (通讯异常)
+}
+
+
+@dataclass(frozen=True, slots=True)
+class SampleBatch:
+    """Samples decoded from any number of messages, one row per (point, ts, value).
+
+    Rows are in arrival order and may be out of event-time order or duplicated (QoS 1
+    redelivery); detectors must tolerate both.  ``heartbeat_*`` rows record device
+    activity that carries no sample (an ``event`` or an ``online`` status message), so
+    silence detection sees every sign of life.
+    """
+
+    point: NDArray[np.int32]
+    """Dense point index from the registry."""
+    ts: NDArray[np.float64]
+    """Event time, seconds since the Unix epoch (UTC)."""
+    value: NDArray[np.float64]
+    quality: NDArray[np.uint8]
+    """:data:`QUALITY_CODES` code of each sample."""
+    heartbeat_device: NDArray[np.int32]
+    """Dense device index of sample-less activity."""
+    heartbeat_ts: NDArray[np.float64]
+    """Event time of that activity, epoch seconds."""
+
+    @classmethod
+    def empty(cls) -> SampleBatch:
+        return cls.from_arrays([], [], [])
+
+    @classmethod
+    def from_arrays(
+        cls,
+        point: object,
+        ts: object,
+        value: object,
+        quality: object | None = None,
+        heartbeat_device: object | None = None,
+        heartbeat_ts: object | None = None,
+    ) -> SampleBatch:
+        """Build a batch from sequences, casting to the dtypes detectors rely on."""
+        p = np.asarray(point, dtype=np.int32)
+        q = (
+            np.zeros(p.shape[0], dtype=np.uint8)
+            if quality is None
+            else np.asarray(quality, dtype=np.uint8)
+        )
+        return cls(
+            point=p,
+            ts=np.asarray(ts, dtype=np.float64),
+            value=np.asarray(value, dtype=np.float64),
+            quality=q,
+            heartbeat_device=np.asarray(
+                [] if heartbeat_device is None else heartbeat_device, dtype=np.int32
+            ),
+            heartbeat_ts=np.asarray([] if heartbeat_ts is None else heartbeat_ts, dtype=np.float64),
+        )
+
+    def __len__(self) -> int:
+        return int(self.point.shape[0])
+
+
+@dataclass(frozen=True, slots=True)
+class ConditionChanges:
+    """Rows where a detector's debounced verdict changed, sorted by ``ts``.
+
+    ``severity`` 0 means the condition cleared.  Its meaning otherwise is the rule's:
+    for ``threshold`` the sign is the direction (+ high, − low) and the magnitude the
+    band (1 = hi/lo, 2 = hihi/lolo); for ``silence`` it is 1.
+    """
+
+    rule: str
+    subject: NDArray[np.int32]
+    """Point index (per-point rules) or device index (per-device rules)."""
+    ts: NDArray[np.float64]
+    """Event time at which the change was decided (the alert's ``detected_at``)."""
+    since: NDArray[np.float64]
+    """Event time at which the condition began (the alert's ``started_at``); for a
+    clearing row, the event time of the first normal sample."""
+    severity: NDArray[np.int8]
+    value: NDArray[np.float64]
+    """The sample that decided the change (NaN where no sample did, e.g. silence)."""
+    limit: NDArray[np.float64]
+    """The limit crossed; for silence the timeout in seconds; NaN when cleared."""
+
+    @classmethod
+    def none(cls, rule: str) -> ConditionChanges:
+        empty_f = np.empty(0, dtype=np.float64)
+        return cls(
+            rule=rule,
+            subject=np.empty(0, dtype=np.int32),
+            ts=empty_f,
+            since=empty_f,
+            severity=np.empty(0, dtype=np.int8),
+            value=empty_f,
+            limit=empty_f,
+        )
+
+    def __len__(self) -> int:
+        return int(self.subject.shape[0])
+
+
+class Detector(Protocol):
+    """What the pipeline calls; each detector documents its parameters with units."""
+
+    rule: str
+
+    def update(self, batch: SampleBatch) -> ConditionChanges: ...
+
+    def sweep(self, now: float) -> ConditionChanges: ...

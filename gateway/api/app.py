@@ -1,0 +1,225 @@
+"""The HTTP API (FastAPI): alerts, enterprises, quarantine, health, metrics, a page.
+
+Routes read from the stores and from the live pipeline through :class:`ApiContext`,
+which the service builds at start-up; nothing is global, so a test can mount the app
+on any context.  Access control arrives with the dashboard issue; until then bind the
+API to loopback or put it behind the monitoring centre's reverse proxy.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import resources
+from typing import Annotated, Any, Literal
+
+import sqlalchemy as sa
+from fastapi import FastAPI, HTTPException, Query
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from alerting import AlertQuery, AlertStore
+from gateway.ingest.mqtt_source import MqttSource
+from gateway.ingest.rejections import Reason, rejection_to_json
+from gateway.ingest.timestamps import TimestampError, TimestampParser
+from gateway.metrics import ServiceMetrics
+from gateway.pipeline import Pipeline
+from gateway.registry import Registry
+from gateway.storage.quarantine_store import QuarantineQuery, QuarantineStore
+
+AlertState = Literal["firing", "acknowledged", "resolved", "closed"]
+
+
+@dataclass
+class ApiContext:
+    registry: Registry
+    engine: AsyncEngine
+    alerts: AlertStore
+    quarantine: QuarantineStore
+    pipeline: Pipeline
+    metrics: ServiceMetrics
+    source: MqttSource | None = None
+    started_at: float = field(default_factory=time.time)
+
+
+def create_app(ctx: ApiContext) -> FastAPI:
+    app = FastAPI(
+        title="riskwatch",
+        version="0.1.0",
+        summary="Risk monitoring of dust-explosion and metallurgy enterprises",
+    )
+    parse_time = _TimeParam()
+
+    @app.get("/api/v1/alerts", tags=["alerts"])
+    async def list_alerts(
+        enterprise: str | None = None,
+        region: Annotated[str | None, Query(pattern=r"^\d{6}(\d{3})?$")] = None,
+        kind: str | None = None,
+        level: Annotated[int | None, Query(ge=1, le=4)] = None,
+        state: AlertState | None = None,
+        since: Annotated[str | None, Query(description="RFC 3339 or epoch ms")] = None,
+        until: Annotated[str | None, Query(description="RFC 3339 or epoch ms")] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> dict[str, Any]:
+        """Alerts newest first; ``since``/``until`` select alerts active in that range."""
+        query = AlertQuery(
+            enterprise_id=enterprise, region=region, kind=kind, level=level, state=state,
+            since=parse_time("since", since), until=parse_time("until", until),
+            limit=limit, offset=offset,
+        )
+        items = await ctx.alerts.query(query)
+        total = await ctx.alerts.count(query)
+        return {"items": [a.to_json() for a in items], "total": total,
+                "limit": limit, "offset": offset}
+
+    @app.get("/api/v1/alerts/{alert_id}", tags=["alerts"])
+    async def get_alert(alert_id: str) -> dict[str, Any]:
+        alert = await ctx.alerts.get(alert_id)
+        if alert is None:
+            raise HTTPException(404, f"no alert with id {alert_id!r}")
+        return alert.to_json()
+
+    @app.get("/api/v1/enterprises", tags=["registry"])
+    async def list_enterprises(region: str | None = None) -> dict[str, Any]:
+        """Enterprises with their devices' liveness and open alert counts."""
+        return {"items": _enterprises(ctx, region)}
+
+    @app.get("/api/v1/quarantine", tags=["ingest"])
+    async def list_quarantine(
+        enterprise: str | None = None,
+        device: str | None = None,
+        reason: Reason | None = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> dict[str, Any]:
+        """Refused messages, newest first, with the reason and the payload sent."""
+        rows = await ctx.quarantine.query(QuarantineQuery(
+            enterprise_id=enterprise, device_id=device,
+            reason=reason.value if reason else None, limit=limit, offset=offset,
+        ))
+        return {"items": [_quarantine_json(r) for r in rows], "limit": limit, "offset": offset}
+
+    @app.get("/api/v1/health", tags=["operations"])
+    async def health() -> JSONResponse:
+        body = await _health(ctx)
+        return JSONResponse(body, status_code=200 if body["status"] == "ok" else 503)
+
+    @app.get("/metrics", tags=["operations"], response_class=Response)
+    async def metrics() -> Response:
+        ctx.metrics.open_alerts.set(len(ctx.pipeline.alerts.open_alerts()))
+        return Response(ctx.metrics.render(), media_type="text/plain; version=0.0.4")
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def index() -> HTMLResponse:
+        page = resources.files("gateway").joinpath("static/index.html").read_text("utf-8")
+        return HTMLResponse(page)
+
+    return app
+
+
+class _TimeParam:
+    """Query times in the contract's formats: RFC 3339 with offset or epoch ms."""
+
+    def __init__(self) -> None:
+        self._parser = TimestampParser()
+
+    def __call__(self, name: str, raw: str | None) -> float | None:
+        if raw is None:
+            return None
+        value: object = int(raw) if raw.lstrip("-").isdigit() else raw
+        try:
+            return self._parser.parse(value)
+        except TimestampError as exc:
+            raise HTTPException(422, f"{name}: {exc}") from None
+
+
+def _enterprises(ctx: ApiContext, region: str | None) -> list[dict[str, Any]]:
+    index = ctx.registry.index
+    last_seen = ctx.pipeline.device_last_seen()
+    silent = ctx.pipeline.silence.silent
+    statuses = ctx.pipeline.stats.last_status
+    open_by_enterprise: dict[str, int] = {}
+    for alert in ctx.pipeline.alerts.open_alerts():
+        key = alert.subject.enterprise_id
+        open_by_enterprise[key] = open_by_enterprise.get(key, 0) + 1
+    out = []
+    for enterprise in ctx.registry.spec.enterprises:
+        if region is not None and region not in enterprise.region:
+            continue
+        devices = []
+        for device in enterprise.devices:
+            number = index.device_index[device.id]
+            seen = float(last_seen[number])
+            status = statuses.get(number)
+            devices.append({
+                "id": device.id,
+                "kind": device.kind,
+                "role": device.role,
+                "expected_interval_s": device.expected_interval_s,
+                "points": list(device.points),
+                "last_seen": _iso(seen) if math.isfinite(seen) else None,
+                "silent": bool(silent[number]),
+                "status": None if status is None else {
+                    "online": status.online, "ts": _iso(status.ts), "reason": status.reason,
+                },
+            })
+        out.append({
+            "id": enterprise.id,
+            "name": enterprise.name,
+            "industry": enterprise.industry,
+            "region": enterprise.region,
+            "timezone": enterprise.timezone,
+            "declared": [
+                {"state": p.state, "from": p.from_.isoformat(), "to": p.to.isoformat(),
+                 "reason": p.reason}
+                for p in enterprise.declared
+            ],
+            "supervisors": enterprise.supervisors,
+            "open_alerts": open_by_enterprise.get(enterprise.id, 0),
+            "devices": devices,
+        })
+    return out
+
+
+async def _health(ctx: ApiContext) -> dict[str, Any]:
+    database = "ok"
+    try:
+        async with ctx.engine.connect() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+    except Exception as exc:  # any driver error means the store is unusable
+        database = f"error: {type(exc).__name__}"
+    mqtt: dict[str, Any] = {"connected": None}
+    if ctx.source is not None:
+        mqtt = {
+            "connected": ctx.source.connected.is_set(),
+            "protocol": ctx.source.protocol,
+            "connections": ctx.source.connections,
+            "last_error": ctx.source.last_error,
+        }
+    stats = ctx.pipeline.stats
+    healthy = database == "ok" and mqtt["connected"] is not False
+    return {
+        "status": "ok" if healthy else "degraded",
+        "database": database,
+        "mqtt": mqtt,
+        "uptime_s": round(time.time() - ctx.started_at, 1),
+        "messages": stats.messages,
+        "samples": stats.samples,
+        "quarantined": stats.rejected,
+        "open_alerts": len(ctx.pipeline.alerts.open_alerts()),
+        "enterprises": ctx.registry.index.n_enterprises,
+        "devices": ctx.registry.index.n_devices,
+    }
+
+
+def _quarantine_json(rejection: Any) -> dict[str, Any]:
+    body = rejection_to_json(rejection)
+    body["received_at"] = _iso(rejection.received_at)
+    return body
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")

@@ -1,0 +1,150 @@
+"""The live service: broker → decoder → pipeline → stores, plus the API, in one loop.
+
+Everything runs as tasks of one asyncio loop.  The pipeline is synchronous and fast,
+so it runs inline when the MQTT source flushes a batch; database writes go through the
+:class:`~gateway.storage.writer.StoreWriter` queue.  Shutdown is ordered so that
+nothing accepted is lost: stop the source, process what is buffered, drain the writer,
+then stop the API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+
+import uvicorn
+
+from alerting import Alert, AlertStore
+from gateway.api.app import ApiContext, create_app
+from gateway.config import Settings
+from gateway.ingest.decode import MessageDecoder
+from gateway.ingest.mqtt_source import MqttSource
+from gateway.ingest.rejections import Rejection
+from gateway.metrics import ServiceMetrics
+from gateway.pipeline import Pipeline
+from gateway.registry import Registry, load_registry
+from gateway.storage.db import open_engine
+from gateway.storage.quarantine_store import QuarantineStore
+from gateway.storage.writer import StoreWriter
+
+log = logging.getLogger(__name__)
+
+
+class Service:
+    """``await Service(settings).run()`` until :meth:`stop` is called."""
+
+    def __init__(self, settings: Settings, registry: Registry | None = None) -> None:
+        self.settings = settings
+        self.registry = registry or load_registry(settings.registry)
+        self.metrics = ServiceMetrics()
+        self.pipeline = Pipeline(
+            self.registry, locale=settings.locale,
+            sweep_interval_s=settings.sweep_interval_s, silence_k=settings.silence_k,
+        )
+        self._decoder = MessageDecoder(self.registry.index, max_future_s=settings.max_future_s)
+        self._stop = asyncio.Event()
+        self.ready = asyncio.Event()
+        self.api_port: int | None = None
+        self.source: MqttSource | None = None
+        self._writer: StoreWriter | None = None
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        settings = self.settings
+        engine = open_engine(settings.db_url)
+        try:
+            alert_store = AlertStore(engine)
+            quarantine_store = QuarantineStore(engine)
+            await alert_store.create_schema()
+            await quarantine_store.create_schema()
+            restored = await alert_store.load_open()
+            self.pipeline.alerts.restore(restored)
+            if restored:
+                log.info("restored %d open alerts from the store", len(restored))
+            writer = self._writer = StoreWriter(alert_store, quarantine_store)
+            self.source = MqttSource(
+                settings.broker(), client_id=settings.mqtt_client_id,
+                on_message=self._on_message, flush=self._flush,
+                session_expiry_s=settings.mqtt_session_expiry_s,
+                max_pending=settings.max_batch_samples,
+            )
+            app = create_app(ApiContext(
+                registry=self.registry, engine=engine, alerts=alert_store,
+                quarantine=quarantine_store, pipeline=self.pipeline, metrics=self.metrics,
+                source=self.source,
+            ))
+            server = uvicorn.Server(uvicorn.Config(
+                app, host=settings.api_host, port=settings.api_port, lifespan="off",
+                log_level="warning", access_log=False,
+            ))
+            await self._serve(server, writer)
+        finally:
+            await engine.dispose()
+
+    async def _serve(self, server: uvicorn.Server, writer: StoreWriter) -> None:
+        assert self.source is not None
+        writer_task = asyncio.create_task(writer.run(), name="store-writer")
+        api_task = asyncio.create_task(server.serve(), name="api")
+        while not server.started:
+            if api_task.done():
+                api_task.result()  # surfaces "address already in use" and the like
+                raise RuntimeError("API server stopped during start-up")
+            await asyncio.sleep(0.02)
+        self.api_port = server.servers[0].sockets[0].getsockname()[1]
+        source_task = asyncio.create_task(self.source.run(), name="mqtt-source")
+        sweep_task = asyncio.create_task(self._sweep_forever(), name="sweeper")
+        self.ready.set()
+        log.info("riskwatch API on http://%s:%s", self.settings.api_host, self.api_port)
+        stop_task = asyncio.create_task(self._stop.wait())
+        await asyncio.wait({stop_task, source_task, sweep_task, writer_task, api_task},
+                           return_when=asyncio.FIRST_COMPLETED)
+        try:
+            for task in (source_task, sweep_task):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await self._flush()
+            await writer.close()
+            await writer_task
+        finally:
+            server.should_exit = True
+            await api_task
+            stop_task.cancel()
+
+    def _on_message(self, topic: str, payload: bytes) -> int:
+        before = self._decoder.pending_samples
+        self._decoder.feed(topic, payload, time.time())
+        return max(1, self._decoder.pending_samples - before)
+
+    async def _flush(self) -> None:
+        decoded = self._decoder.take()
+        if not decoded.messages:
+            return
+        self.metrics.observe_decoded(decoded)
+        with self.metrics.batch_seconds.time():
+            changed = self.pipeline.process(decoded)
+        await self._publish(changed, decoded.rejections)
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            now = time.time()
+            self.metrics.watermark.set(now)
+            await self._publish(self.pipeline.advance(now), [])
+            await asyncio.sleep(max(0.05, self.pipeline.next_sweep_due - time.time()))
+
+    async def _publish(self, changed: list[Alert], rejections: Sequence[Rejection]) -> None:
+        assert self._writer is not None
+        if changed:
+            self.metrics.observe_alerts(changed, len(self.pipeline.alerts.open_alerts()))
+            for alert in changed:
+                log.info("alert %s %s L%d %s", alert.state, alert.kind, alert.level, alert.title)
+        await self._writer.submit(changed, rejections)
+        self.metrics.store_backlog.set(self._writer.backlog)
+        self.metrics.mqtt_connected.set(
+            1 if self.source is not None and self.source.connected.is_set() else 0
+        )
