@@ -141,6 +141,18 @@ class AlertStore:
         async with self._engine.begin() as conn:
             await conn.execute(self._upsert(), rows)
 
+    @staticmethod
+    def unstorable_reason(alert: Alert) -> str | None:
+        """Why :meth:`save` would refuse ``alert`` with ``ValueError``, or ``None``.
+
+        Lets a writer set such an alert aside instead of retrying a batch forever.
+        """
+        try:
+            _to_row(alert)
+        except ValueError as exc:
+            return str(exc)
+        return None
+
     async def get(self, alert_id: str) -> Alert | None:
         """The alert with ``alert_id``, or ``None``."""
         async with self._engine.connect() as conn:

@@ -9,10 +9,8 @@ drains the queue before the service exits.
 from __future__ import annotations
 
 import asyncio
-import copy
-import dataclasses
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from alerting import Alert, AlertStore
 from gateway.ingest.mqtt_source import Backoff
@@ -33,6 +31,7 @@ class StoreWriter:
         self.written_alerts = 0
         self.written_rejections = 0
         self.failures = 0
+        self.unstorable = 0
 
     @property
     def backlog(self) -> int:
@@ -40,8 +39,8 @@ class StoreWriter:
 
     async def submit(self, alerts: Sequence[Alert], rejections: Sequence[Rejection]) -> None:
         if alerts or rejections:
-            # Copies: alerts are mutable lifecycle objects the pipeline keeps changing.
-            await self._queue.put(([_snapshot(a) for a in alerts], list(rejections)))
+            # AlertManager hands out copies, so these never change while queued.
+            await self._queue.put((list(alerts), list(rejections)))
 
     async def close(self) -> None:
         """Ask :meth:`run` to finish once everything queued so far is written."""
@@ -63,9 +62,10 @@ class StoreWriter:
                 items.append(more)
             alerts = {a.id: a for batch, _ in items for a in batch}
             rejections = [r for _, batch in items for r in batch]
+            pending = self._storable(alerts.values())
             while True:
                 try:
-                    await self._alerts.save(list(alerts.values()))
+                    await self._alerts.save(pending)
                     await self._quarantine.save(rejections)
                     break
                 except Exception as exc:  # database down: keep the data, retry
@@ -75,11 +75,22 @@ class StoreWriter:
                               type(exc).__name__, exc, delay)
                     await asyncio.sleep(delay)
             backoff.reset()
-            self.written_alerts += len(alerts)
+            self.written_alerts += len(pending)
             self.written_rejections += len(rejections)
             if closing:
                 return
 
 
-def _snapshot(alert: Alert) -> Alert:
-    return dataclasses.replace(alert, evidence=copy.deepcopy(alert.evidence))
+    def _storable(self, alerts: Iterable[Alert]) -> list[Alert]:
+        """Alerts the store can hold; one it never could would block every later write
+        if retried, so it is logged (with its title) and counted instead."""
+        keep = []
+        for alert in alerts:
+            reason = self._alerts.unstorable_reason(alert)
+            if reason is None:
+                keep.append(alert)
+            else:
+                self.unstorable += 1
+                log.error("alert %s cannot be stored and is dropped: %s (title: %s)",
+                          alert.id, reason, alert.title)
+        return keep

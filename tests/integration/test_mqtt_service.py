@@ -1,0 +1,239 @@
+"""The live service end to end on the real Mosquitto: publish with paho, read the API.
+
+Each test runs the whole service (MQTT source, pipeline, SQLite store, uvicorn API on
+an ephemeral port) in the test's event loop and talks to it only from outside: paho
+publishes on the broker, httpx reads the HTTP API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import paho.mqtt.client as paho
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+
+from gateway.config import Settings
+from gateway.service import Service
+
+pytestmark = pytest.mark.integration
+
+CST = timezone(timedelta(hours=8))
+
+REGISTRY = """
+enterprises:
+  - id: {e1}
+    name: 测试金属制品有限公司
+    industry: dust
+    region: ["370000", "370800", "370829", "370829101"]
+    devices:
+      - id: {e1}-DC1
+        kind: dust_collector
+        expected_interval_s: 1
+        points:
+          dp:
+            {{ kind: differential_pressure, unit: Pa, lo: 300, hi: 1500, hihi: 2000,
+              on_delay_s: 0, deadband: 20 }}
+          fan_run: {{ kind: run_state }}
+  - id: {e2}
+    name: 测试铸造有限公司
+    industry: metallurgy
+    region: ["320000", "320500", "320583", "320583102"]
+    devices:
+      - id: {e2}-GAS1
+        kind: gas_detector
+        expected_interval_s: 1
+        points:
+          co: {{ kind: co, unit: ppm, hi: 25, hihi: 50 }}
+"""
+
+
+class Publisher:
+    """A paho client as an edge gateway would use it (MQTT 5, QoS 1)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self._client = paho.Client(CallbackAPIVersion.VERSION2,
+                                   client_id=f"edge-{uuid.uuid4().hex[:8]}",
+                                   protocol=MQTTProtocolVersion.MQTTv5)
+        self._client.connect(host, port)
+        self._client.loop_start()
+
+    def send(self, topic: str, payload: bytes | dict[str, Any]) -> None:
+        body = payload if isinstance(payload, bytes) else orjson.dumps(payload)
+        self._client.publish(topic, body, qos=1).wait_for_publish(timeout=5)
+
+    def close(self) -> None:
+        self._client.loop_stop()
+        self._client.disconnect()
+
+
+def now_ts(offset_s: float = 0.0) -> str:
+    return datetime.fromtimestamp(time.time() + offset_s, CST).isoformat(timespec="milliseconds")
+
+
+async def eventually(check: Callable[[], Any], within_s: float = 15.0) -> Any:
+    """Poll an async check until it returns something truthy."""
+    deadline = time.monotonic() + within_s
+    while True:
+        result = await check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {within_s} s (last: {result!r})")
+        await asyncio.sleep(0.2)
+
+
+@pytest.fixture
+def ids() -> dict[str, str]:
+    tag = uuid.uuid4().hex[:6].upper()
+    return {"e1": f"T{tag}A", "e2": f"T{tag}B"}
+
+
+@pytest.fixture
+async def service(
+    tmp_path: Path, mosquitto: tuple[str, int], ids: dict[str, str]
+) -> AsyncIterator[Service]:
+    registry = tmp_path / "registry.yaml"
+    registry.write_text(REGISTRY.format(**ids), encoding="utf-8")
+    settings = Settings(
+        registry=registry,
+        broker_url=f"mqtt://{mosquitto[0]}:{mosquitto[1]}",
+        mqtt_client_id=f"rw-test-{ids['e1']}",
+        mqtt_session_expiry_s=30,  # do not leave sessions behind on the shared broker
+        db_url=f"sqlite+aiosqlite:///{tmp_path / 'rw.sqlite3'}",
+        api_port=0,
+        sweep_interval_s=0.5,
+    )
+    svc = Service(settings)
+    task = asyncio.create_task(svc.run())
+    await asyncio.wait_for(svc.ready.wait(), 15)
+    assert svc.source is not None
+    await asyncio.wait_for(svc.source.connected.wait(), 15)
+    yield svc
+    svc.stop()
+    await asyncio.wait_for(task, 15)
+
+
+@pytest.fixture
+def publisher(mosquitto: tuple[str, int]) -> AsyncIterator[Publisher]:
+    pub = Publisher(*mosquitto)
+    yield pub
+    pub.close()
+
+
+def api(svc: Service) -> httpx.AsyncClient:
+    return httpx.AsyncClient(base_url=f"http://127.0.0.1:{svc.api_port}", timeout=5)
+
+
+async def test_threshold_alert_fires_and_resolves_through_the_api(
+    service: Service, publisher: Publisher, ids: dict[str, str]
+) -> None:
+    topic = f"rw/v1/{ids['e1']}/{ids['e1']}-DC1/telemetry"
+    publisher.send(topic, {"ts": now_ts(), "values": {"dp": 800, "fan_run": 1}})
+    publisher.send(topic, {"records": [
+        {"ts": now_ts(0.1), "values": {"dp": 2150.0}},
+        {"ts": now_ts(0.2), "values": {"dp": 2170.0}},
+    ]})
+
+    async with api(service) as client:
+        async def firing() -> list[dict[str, Any]]:
+            body = (await client.get("/api/v1/alerts",
+                                     params={"enterprise": ids["e1"], "state": "firing"})).json()
+            return list(body["items"])
+
+        alerts = await eventually(firing)
+        alert = alerts[0]
+        assert alert["kind"] == "threshold"
+        assert alert["point"] == "dp"
+        assert alert["level"] == 2
+        assert alert["title"].startswith("【橙色预警】测试金属制品有限公司")
+        assert alert["evidence"]["limit"] == 2000
+        assert alert["evidence"]["value"] == 2150
+
+        # Region filter reaches the alert from the county code; another county does not.
+        by_county = (await client.get("/api/v1/alerts", params={"region": "370829"})).json()
+        assert alert["id"] in [a["id"] for a in by_county["items"]]
+        other = (await client.get("/api/v1/alerts", params={"region": "320583"})).json()
+        assert alert["id"] not in [a["id"] for a in other["items"]]
+
+        publisher.send(topic, {"ts": now_ts(0.5), "values": {"dp": 900.0}})
+
+        async def resolved() -> dict[str, Any] | None:
+            got = (await client.get(f"/api/v1/alerts/{alert['id']}")).json()
+            return got if got["state"] == "resolved" else None
+
+        done = await eventually(resolved)
+        assert done["resolved_at"] is not None
+
+        listing = (await client.get("/api/v1/enterprises")).json()["items"]
+        mine = next(e for e in listing if e["id"] == ids["e1"])
+        assert mine["devices"][0]["last_seen"] is not None
+
+
+async def test_bad_input_is_quarantined_and_counted_never_crashing(
+    service: Service, publisher: Publisher, ids: dict[str, str]
+) -> None:
+    e1, e2 = ids["e1"], ids["e2"]
+    publisher.send(f"rw/v1/{e1}/{e1}-DC1/telemetry", b"{oops")
+    publisher.send(f"rw/v1/{e1}/GHOST/telemetry", {"ts": now_ts(), "values": {"dp": 1}})
+    publisher.send(f"rw/v1/{e2}/{e1}-DC1/telemetry", {"ts": now_ts(), "values": {"dp": 1}})
+    publisher.send(f"rw/v1/{e1}/{e1}-DC1/telemetry", {"ts": now_ts(3600), "values": {"dp": 1}})
+    publisher.send(f"rw/v1/{e1}/{e1}-DC1/telemetry", {"ts": now_ts(), "values": {"dp": "high"}})
+    # The service keeps working after all that.
+    publisher.send(f"rw/v1/{e1}/{e1}-DC1/telemetry", {"ts": now_ts(), "values": {"dp": 2500}})
+
+    async with api(service) as client:
+        async def quarantined() -> set[str]:
+            items = (await client.get("/api/v1/quarantine", params={"limit": 50})).json()["items"]
+            mine = {q["reason"] for q in items if q["enterprise_id"] in (e1, e2)}
+            return mine if len(mine) == 5 else set()
+
+        reasons = await eventually(quarantined)
+        assert reasons == {"bad_json", "unknown_device", "device_enterprise_mismatch",
+                           "future_timestamp", "bad_value"}
+
+        async def alerted() -> list[Any]:
+            return list((await client.get("/api/v1/alerts",
+                                          params={"enterprise": e1})).json()["items"])
+
+        assert (await eventually(alerted))[0]["level"] == 2
+
+        metrics = (await client.get("/metrics")).text
+        assert 'riskwatch_quarantined_total{reason="bad_json"} 1.0' in metrics
+        health = await client.get("/api/v1/health")
+        assert health.status_code == 200
+        assert health.json()["mqtt"]["connected"] is True
+        assert health.json()["quarantined"] == 5
+
+
+async def test_silent_device_raises_device_offline(
+    service: Service, publisher: Publisher, ids: dict[str, str]
+) -> None:
+    e2 = ids["e2"]
+    publisher.send(f"rw/v1/{e2}/{e2}-GAS1/telemetry", {"ts": now_ts(), "values": {"co": 3.0}})
+    async with api(service) as client:
+        async def offline() -> list[Any]:
+            items = (await client.get("/api/v1/alerts", params={
+                "enterprise": e2, "kind": "device_offline"})).json()["items"]
+            return [a for a in items if a["device_id"] == f"{e2}-GAS1"]
+
+        alert = (await eventually(offline, within_s=20))[0]
+        assert alert["level"] == 3
+        assert "离线" in alert["title"]
+        assert alert["evidence"]["timeout_s"] == 3.0
+
+        publisher.send(f"rw/v1/{e2}/{e2}-GAS1/telemetry", {"ts": now_ts(), "values": {"co": 3.1}})
+
+        async def back() -> bool:
+            got = (await client.get(f"/api/v1/alerts/{alert['id']}")).json()
+            return bool(got["state"] == "resolved")
+
+        await eventually(back)
