@@ -9,11 +9,7 @@ reachable PostgreSQL the second variant is skipped with the reason, unless
 
 from __future__ import annotations
 
-import asyncio
-import os
-import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -21,68 +17,18 @@ from typing import Any, TypeVar
 import numpy as np
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from alerting.manager import AlertManager
 from alerting.models import Alert, Condition, Subject, fingerprint
 from alerting.store import AlertQuery, AlertStore, alerting_metadata
 
-PG_ADMIN_URL = os.environ.get("RISKWATCH_TEST_PG_URL",
-                              "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 T0 = 1_795_478_400.0  # 2026-11-24T08:00:00+08:00
 T = TypeVar("T")
 
 REGION_A = ("370000", "370800", "370829", "370829101")
 REGION_B = ("370000", "370800", "370830", "370830102")
 REGION_C = ("440000", "440300", "440305", "440305001")
-
-
-# --- fixtures: one engine per test, on SQLite and on PostgreSQL -------------------------
-
-def _run_in_thread(make: Callable[[], Awaitable[T]]) -> T:
-    """Run a coroutine on its own loop in a worker thread, whatever loop is current here."""
-    async def main() -> T:
-        return await make()
-
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, main()).result()
-
-
-async def _admin(statement: str) -> None:
-    engine = create_async_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT",
-                                 connect_args={"timeout": 5})
-    try:
-        async with engine.connect() as conn:
-            await conn.execute(sa.text(statement))
-    finally:
-        await engine.dispose()
-
-
-@pytest.fixture(scope="module")
-def pg_url() -> Iterator[str]:
-    """URL of a fresh PostgreSQL database for this module, dropped afterwards."""
-    name = f"rw_test_{secrets.token_hex(6)}"
-    try:
-        _run_in_thread(lambda: _admin(f'CREATE DATABASE "{name}"'))
-    except (OSError, TimeoutError, sa.exc.SQLAlchemyError) as exc:
-        reason = (f"PostgreSQL unavailable at {make_url(PG_ADMIN_URL).render_as_string()}: "
-                  f"{type(exc).__name__}: {exc}".splitlines()[0])
-        if os.environ.get("RISKWATCH_REQUIRE_SERVICES") == "1":
-            pytest.fail(f"{reason} (RISKWATCH_REQUIRE_SERVICES=1)")
-        pytest.skip(reason)
-    try:
-        yield make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        _run_in_thread(lambda: _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'alerts.db'}"
-    url: str = request.getfixturevalue("pg_url")
-    return url
 
 
 @pytest.fixture

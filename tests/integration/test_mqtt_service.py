@@ -8,25 +8,18 @@ publishes on the broker, httpx reads the HTTP API.
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
-from collections.abc import AsyncIterator, Callable
-from datetime import datetime, timedelta, timezone
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
-import orjson
-import paho.mqtt.client as paho
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from gateway.config import Settings
 from gateway.service import Service
+from tests.helpers import Publisher, api, eventually, now_ts
 
 pytestmark = pytest.mark.integration
-
-CST = timezone(timedelta(hours=8))
 
 REGISTRY = """
 enterprises:
@@ -56,41 +49,6 @@ enterprises:
 """
 
 
-class Publisher:
-    """A paho client as an edge gateway would use it (MQTT 5, QoS 1)."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self._client = paho.Client(CallbackAPIVersion.VERSION2,
-                                   client_id=f"edge-{uuid.uuid4().hex[:8]}",
-                                   protocol=MQTTProtocolVersion.MQTTv5)
-        self._client.connect(host, port)
-        self._client.loop_start()
-
-    def send(self, topic: str, payload: bytes | dict[str, Any]) -> None:
-        body = payload if isinstance(payload, bytes) else orjson.dumps(payload)
-        self._client.publish(topic, body, qos=1).wait_for_publish(timeout=5)
-
-    def close(self) -> None:
-        self._client.loop_stop()
-        self._client.disconnect()
-
-
-def now_ts(offset_s: float = 0.0) -> str:
-    return datetime.fromtimestamp(time.time() + offset_s, CST).isoformat(timespec="milliseconds")
-
-
-async def eventually(check: Callable[[], Any], within_s: float = 15.0) -> Any:
-    """Poll an async check until it returns something truthy."""
-    deadline = time.monotonic() + within_s
-    while True:
-        result = await check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {within_s} s (last: {result!r})")
-        await asyncio.sleep(0.2)
-
-
 @pytest.fixture
 def ids() -> dict[str, str]:
     tag = uuid.uuid4().hex[:6].upper()
@@ -99,7 +57,7 @@ def ids() -> dict[str, str]:
 
 @pytest.fixture
 async def service(
-    tmp_path: Path, mosquitto: tuple[str, int], ids: dict[str, str]
+    tmp_path: Path, mosquitto: tuple[str, int], ids: dict[str, str], database_url: str
 ) -> AsyncIterator[Service]:
     registry = tmp_path / "registry.yaml"
     registry.write_text(REGISTRY.format(**ids), encoding="utf-8")
@@ -108,7 +66,7 @@ async def service(
         broker_url=f"mqtt://{mosquitto[0]}:{mosquitto[1]}",
         mqtt_client_id=f"rw-test-{ids['e1']}",
         mqtt_session_expiry_s=30,  # do not leave sessions behind on the shared broker
-        db_url=f"sqlite+aiosqlite:///{tmp_path / 'rw.sqlite3'}",
+        db_url=database_url,
         api_port=0,
         sweep_interval_s=0.5,
     )
@@ -123,14 +81,10 @@ async def service(
 
 
 @pytest.fixture
-def publisher(mosquitto: tuple[str, int]) -> AsyncIterator[Publisher]:
+def publisher(mosquitto: tuple[str, int]) -> Iterator[Publisher]:
     pub = Publisher(*mosquitto)
     yield pub
     pub.close()
-
-
-def api(svc: Service) -> httpx.AsyncClient:
-    return httpx.AsyncClient(base_url=f"http://127.0.0.1:{svc.api_port}", timeout=5)
 
 
 async def test_threshold_alert_fires_and_resolves_through_the_api(

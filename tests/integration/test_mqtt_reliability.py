@@ -1,0 +1,141 @@
+"""Reconnect and persistent sessions, on a private Mosquitto the test can restart.
+
+The shared broker on 1883 must stay up for other tests, so these start their own
+``mosquitto`` on a free loopback port (the Debian binary CI installs).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gateway.config import Settings
+from gateway.service import Service
+from tests.helpers import Publisher, api, eventually, free_port, now_ts, port_open, unavailable
+
+pytestmark = pytest.mark.integration
+
+REGISTRY = """
+enterprises:
+  - id: E1
+    name: 测试金属制品有限公司
+    industry: dust
+    region: ["370000", "370800", "370829"]
+    devices:
+      - id: DC1
+        kind: dust_collector
+        expected_interval_s: 60
+        points:
+          dp: { kind: differential_pressure, unit: Pa, hi: 1500, on_delay_s: 0 }
+"""
+
+
+class PrivateBroker:
+    def __init__(self, folder: Path, port: int) -> None:
+        self.port = port
+        self._config = folder / "mosquitto.conf"
+        self._config.write_text(
+            f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n",
+            encoding="utf-8",
+        )
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        self._process = subprocess.Popen([binary, "-c", str(self._config)],
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while not port_open("127.0.0.1", self.port, timeout=0.2):
+            if time.monotonic() > deadline:
+                raise RuntimeError("private mosquitto did not start")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.terminate()
+            self._process.wait(10)
+            self._process = None
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[PrivateBroker]:
+    if not (shutil.which("mosquitto") or Path("/usr/sbin/mosquitto").exists()):
+        unavailable("mosquitto binary not installed (apt-get install mosquitto)")
+    private = PrivateBroker(tmp_path, free_port())
+    private.start()
+    yield private
+    private.stop()
+
+
+def settings_for(tmp_path: Path, port: int) -> Settings:
+    registry = tmp_path / "registry.yaml"
+    registry.write_text(REGISTRY, encoding="utf-8")
+    return Settings(
+        registry=registry, broker_url=f"mqtt://127.0.0.1:{port}",
+        mqtt_client_id="rw-reliability", db_url=f"sqlite+aiosqlite:///{tmp_path / 'rw.db'}",
+        api_port=0, sweep_interval_s=0.5,
+    )
+
+
+async def start(settings: Settings) -> tuple[Service, asyncio.Task[None]]:
+    service = Service(settings)
+    task = asyncio.create_task(service.run())
+    await asyncio.wait_for(service.ready.wait(), 15)
+    assert service.source is not None
+    await asyncio.wait_for(service.source.connected.wait(), 15)
+    return service, task
+
+
+async def alert_count(service: Service) -> int:
+    async with api(service) as client:
+        return int((await client.get("/api/v1/alerts")).json()["total"])
+
+
+async def test_reconnects_after_the_broker_restarts(
+    tmp_path: Path, broker: PrivateBroker
+) -> None:
+    service, task = await start(settings_for(tmp_path, broker.port))
+    assert service.source is not None
+    broker.stop()
+    await eventually(lambda: _async(not service.source.connected.is_set()), within_s=10)
+    async with api(service) as client:
+        assert (await client.get("/api/v1/health")).status_code == 503  # degraded, not dead
+    broker.start()
+    await eventually(lambda: _async(service.source.connected.is_set()), within_s=30)
+    assert service.source.connections == 2
+
+    publisher = Publisher("127.0.0.1", broker.port)
+    publisher.send("rw/v1/E1/DC1/telemetry", {"ts": now_ts(), "values": {"dp": 1800}})
+    publisher.close()
+    assert await eventually(lambda: alert_count(service)) == 1
+    service.stop()
+    await asyncio.wait_for(task, 15)
+
+
+async def test_messages_sent_while_the_service_is_down_are_not_lost(
+    tmp_path: Path, broker: PrivateBroker
+) -> None:
+    settings = settings_for(tmp_path, broker.port)
+    service, task = await start(settings)
+    service.stop()
+    await asyncio.wait_for(task, 15)
+
+    # The persistent session keeps our QoS 1 subscription while we are away.
+    publisher = Publisher("127.0.0.1", broker.port)
+    publisher.send("rw/v1/E1/DC1/telemetry", {"ts": now_ts(), "values": {"dp": 1900}})
+    publisher.close()
+
+    service, task = await start(settings)
+    assert await eventually(lambda: alert_count(service)) == 1
+    service.stop()
+    await asyncio.wait_for(task, 15)
+
+
+async def _async(value: bool) -> bool:
+    return value
