@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     mqtt_client_id: str = Field(default="riskwatch-gateway", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     mqtt_username: str | None = None
     mqtt_password: SecretStr | None = None
+    mqtt_protocol: Literal["auto", "5", "3.1.1"] = "auto"
+    """``auto`` tries MQTT 5 and falls back to 3.1.1 for brokers that refuse it."""
     mqtt_session_expiry_s: int = Field(default=86_400, ge=0)
     """How long the broker keeps our subscription and queued QoS 1 messages while we
     are away (MQTT 5); with MQTT 3.1.1 the session persists until we return."""

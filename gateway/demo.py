@@ -79,6 +79,7 @@ async def run_demo(
         api_port=api_port,
         locale=locale,
         mqtt_client_id="riskwatch-demo",
+        mqtt_protocol="3.1.1",  # amqtt speaks nothing newer
         sweep_interval_s=1.0,
     )
     service = Service(settings)

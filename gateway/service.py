@@ -71,7 +71,7 @@ class Service:
                 settings.broker(), client_id=settings.mqtt_client_id,
                 on_message=self._on_message, flush=self._flush,
                 session_expiry_s=settings.mqtt_session_expiry_s,
-                max_pending=settings.max_batch_samples,
+                max_pending=settings.max_batch_samples, protocol=settings.mqtt_protocol,
             )
             app = create_app(ApiContext(
                 registry=self.registry, engine=engine, alerts=alert_store,

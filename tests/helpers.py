@@ -48,12 +48,12 @@ def free_port() -> int:
 
 
 class Publisher:
-    """A paho client as an edge gateway would use it (MQTT 5, QoS 1)."""
+    """A paho client as an edge gateway would use it (MQTT 5 by default, QoS 1)."""
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, protocol: str = "5") -> None:
+        version = MQTTProtocolVersion.MQTTv5 if protocol == "5" else MQTTProtocolVersion.MQTTv311
         self._client = paho.Client(CallbackAPIVersion.VERSION2,
-                                   client_id=f"edge-{uuid.uuid4().hex[:8]}",
-                                   protocol=MQTTProtocolVersion.MQTTv5)
+                                   client_id=f"edge-{uuid.uuid4().hex[:8]}", protocol=version)
         self._client.connect(host, port)
         self._client.loop_start()
 

@@ -5,9 +5,9 @@ Reliability choices, each for "nothing lost":
 * QoS 1 subscriptions and a persistent session (fixed client id, ``clean_start=False``
   plus a session expiry under MQTT 5, ``clean_session=False`` under 3.1.1), so the
   broker queues what arrives while we reconnect.
-* MQTT 5 first; a broker that answers "unsupported protocol version" (the embedded
-  amqtt speaks 3.1.1 only) is retried with 3.1.1 at once.  Nothing essential depends on
-  MQTT 5 features.
+* MQTT 5 first; a broker that refuses it (the embedded amqtt speaks 3.1.1 only) is
+  retried with 3.1.1 at once, and the protocol that worked is kept for reconnects.
+  Nothing essential depends on MQTT 5 features.
 * Reconnect forever with capped exponential backoff and jitter, so a broker restart
   does not synchronise every gateway's reconnect.
 
@@ -72,6 +72,8 @@ class MqttSource:
         session_expiry_s: int = 86_400,
         max_pending: int = 20_000,
         backoff: Backoff | None = None,
+        connect_timeout_s: float = 5.0,
+        protocol: str = "auto",
     ) -> None:
         self._address = address
         self._client_id = client_id
@@ -80,7 +82,13 @@ class MqttSource:
         self._session_expiry_s = session_expiry_s
         self._max_pending = max_pending
         self._backoff = backoff or Backoff()
-        self._protocol = aiomqtt.ProtocolVersion.V5
+        if protocol not in ("auto", "5", "3.1.1"):
+            raise ValueError(f"MQTT protocol must be auto, 5 or 3.1.1, not {protocol!r}")
+        self._protocol = (aiomqtt.ProtocolVersion.V311 if protocol == "3.1.1"
+                          else aiomqtt.ProtocolVersion.V5)
+        # A pinned protocol is never switched.
+        self._protocol_confirmed = protocol != "auto"
+        self._connect_timeout_s = connect_timeout_s
         self.connected = asyncio.Event()
         self.connections = 0
         self.last_error: str | None = None
@@ -93,17 +101,30 @@ class MqttSource:
         while True:
             try:
                 await self._session()
-            except aiomqtt.MqttCodeError as exc:
-                self.connected.clear()
-                code = getattr(exc.rc, "value", exc.rc)
-                if self._protocol == aiomqtt.ProtocolVersion.V5 and code in _UNSUPPORTED_PROTOCOL:
-                    log.info("broker %s refuses MQTT 5, using 3.1.1", self._address)
-                    self._protocol = aiomqtt.ProtocolVersion.V311
-                    continue
-                await self._pause(exc)
             except aiomqtt.MqttError as exc:
                 self.connected.clear()
+                if self._should_try_311(exc):
+                    log.info("broker %s did not accept MQTT 5 (%s); trying 3.1.1",
+                             self._address, exc)
+                    self._protocol = aiomqtt.ProtocolVersion.V311
+                    continue
+                if not self._protocol_confirmed:
+                    # Neither protocol has worked yet: the next attempt tries MQTT 5 again.
+                    self._protocol = aiomqtt.ProtocolVersion.V5
                 await self._pause(exc)
+
+    def _should_try_311(self, exc: aiomqtt.MqttError) -> bool:
+        """MQTT 5 failed before it ever worked with this broker.
+
+        A 3.1.1 broker should answer "unsupported protocol version", but some (amqtt)
+        choke on the MQTT 5 CONNECT properties and let the connect time out instead.
+        """
+        if self._protocol != aiomqtt.ProtocolVersion.V5 or self._protocol_confirmed:
+            return False
+        if isinstance(exc, aiomqtt.MqttCodeError):
+            code = getattr(exc.rc, "value", exc.rc)
+            return code in _UNSUPPORTED_PROTOCOL
+        return "timed out" in str(exc).lower()
 
     async def _pause(self, exc: Exception) -> None:
         self.last_error = str(exc)
@@ -116,6 +137,7 @@ class MqttSource:
         async with self._client() as client:
             await client.subscribe([(topic, 1) for topic in SUBSCRIPTIONS])
             self.connections += 1
+            self._protocol_confirmed = True
             self.last_error = None
             self.connected.set()
             self._backoff.reset()
@@ -142,10 +164,12 @@ class MqttSource:
                 username=address.username, password=address.password,
                 protocol=self._protocol, clean_start=False, properties=properties,
                 tls_context=tls, keepalive=30, max_queued_incoming_messages=0,
+                timeout=self._connect_timeout_s,
             )
         return aiomqtt.Client(
             address.host, address.port, identifier=self._client_id,
             username=address.username, password=address.password,
             protocol=self._protocol, clean_session=False,
             tls_context=tls, keepalive=30, max_queued_incoming_messages=0,
+            timeout=self._connect_timeout_s,
         )

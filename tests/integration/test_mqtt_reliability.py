@@ -7,6 +7,7 @@ The shared broker on 1883 must stay up for other tests, so these start their own
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import subprocess
 import time
@@ -139,3 +140,47 @@ async def test_messages_sent_while_the_service_is_down_are_not_lost(
 
 async def _async(value: bool) -> bool:
     return value
+
+
+async def test_auto_protocol_falls_back_to_311_on_a_broker_without_mqtt5() -> None:
+    from amqtt.broker import Broker
+
+    from gateway.config import BrokerAddress
+    from gateway.ingest.mqtt_source import MqttSource
+
+    port = free_port()
+    broker = Broker({
+        "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{port}"}},
+        "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
+    })
+    await broker.start()
+    received: list[str] = []
+
+    async def flush() -> None:
+        return None
+
+    def on_message(topic: str, payload: bytes) -> int:
+        received.append(topic)
+        return 1
+
+    source = MqttSource(BrokerAddress("127.0.0.1", port, False, None, None),
+                        client_id="rw-fallback", on_message=on_message, flush=flush,
+                        connect_timeout_s=1.0)
+    task = asyncio.create_task(source.run())
+    try:
+        await asyncio.wait_for(source.connected.wait(), 15)
+        assert source.protocol == "3.1.1"
+        # paho blocks; the in-process broker needs this loop free meanwhile.
+        def publish() -> None:
+            publisher = Publisher("127.0.0.1", port, protocol="3.1.1")
+            publisher.send("rw/v1/E1/DC1/telemetry", b"{}")
+            publisher.close()
+
+        await asyncio.to_thread(publish)
+        await eventually(lambda: _async(bool(received)), within_s=10)
+        assert received == ["rw/v1/E1/DC1/telemetry"]
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await broker.shutdown()
