@@ -49,7 +49,7 @@ def mosquitto() -> tuple[str, int]:
 
 
 PG_ADMIN_URL = os.environ.get("RISKWATCH_TEST_PG_URL",
-                              "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+                              "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
 T = TypeVar("T")
 
 

@@ -1,0 +1,67 @@
+"""The alert page in a real headless Chromium: an alert published on the broker shows up.
+
+Debian's Chromium driven by Playwright (``executable_path=/usr/bin/chromium``; the
+machines cannot download Playwright's own browser builds).  A screenshot is kept in
+``artifacts/`` for a human to look at.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.service import Service
+from tests.helpers import Publisher, now_ts, unavailable
+
+pytestmark = pytest.mark.integration
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> str:
+    """The page does not depend on the store: SQLite is enough here."""
+    return f"sqlite+aiosqlite:///{tmp_path / 'rw.sqlite3'}"
+
+
+@pytest.fixture
+async def browser_page() -> AsyncIterator[Any]:
+    executable = shutil.which("chromium") or "/usr/bin/chromium"
+    if not Path(executable).exists():
+        unavailable("Chromium not installed (apt-get install chromium)")
+    try:
+        from playwright.async_api import async_playwright
+    except ImportError:
+        unavailable("playwright not installed (pip install -e '.[dev]')")
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=executable,
+                                                   headless=True, args=CHROMIUM_FLAGS)
+        page = await browser.new_page(viewport={"width": 1280, "height": 720})
+        yield page
+        await browser.close()
+
+
+async def test_alert_appears_on_the_page(
+    service: Service, publisher: Publisher, ids: dict[str, str], browser_page: Any
+) -> None:
+    page = browser_page
+    await page.goto(f"http://127.0.0.1:{service.api_port}/")
+    await page.wait_for_selector("#health:has-text('MQTT 已连接')", timeout=10_000)
+    assert await page.locator("#alerts tr").count() == 0
+
+    e1 = ids["e1"]
+    publisher.send(f"rw/v1/{e1}/{e1}-DC1/telemetry", {"ts": now_ts(), "values": {"dp": 2150}})
+
+    row = page.locator("#alerts tr", has_text="测试金属制品有限公司")
+    await row.first.wait_for(timeout=15_000)
+    assert await row.first.locator(".lv2").inner_text() == "橙色"
+    assert "压差" in await row.first.inner_text()
+    assert "预警中" in await row.first.inner_text()
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / "alert-page.png"), full_page=True)
