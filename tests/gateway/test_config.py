@@ -58,3 +58,21 @@ def test_password_never_rendered(tmp_path: Path) -> None:
     assert broker.password == "s3cret"
     assert "s3cret" not in repr(broker)
     assert "s3cret" not in repr(load_settings(config, mqtt_password="other"))
+
+
+def test_the_shipped_example_configuration_loads() -> None:
+    from gateway.registry import load_registry
+
+    example = Path(__file__).resolve().parents[2] / "deploy" / "riskwatch.example.yaml"
+    settings = load_settings(example)
+    assert settings.registry.is_file()
+    assert load_registry(settings.registry).index.n_enterprises >= 1
+    assert settings.locale == "zh"
+
+
+def test_the_demo_registry_loads() -> None:
+    from gateway.demo import demo_registry_path
+    from gateway.registry import load_registry
+
+    registry = load_registry(demo_registry_path())
+    assert registry.index.n_enterprises == 3

@@ -31,10 +31,16 @@ def database_url(tmp_path: Path) -> str:
 
 
 @pytest.fixture
-async def browser_page() -> AsyncIterator[Any]:
+def chromium() -> str:
     executable = shutil.which("chromium") or "/usr/bin/chromium"
     if not Path(executable).exists():
         unavailable("Chromium not installed (apt-get install chromium)")
+    return executable
+
+
+@pytest.fixture
+async def browser_page(chromium: str) -> AsyncIterator[Any]:
+    executable = chromium
     try:
         from playwright.async_api import async_playwright
     except ImportError:
