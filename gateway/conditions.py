@@ -14,6 +14,7 @@ from typing import Any
 
 from alerting import Condition, Subject
 from detectors.base import ConditionChanges
+from detectors.window import RecentWindow
 from gateway.registry import Registry
 
 _BANDS = {2: "hihi", 1: "hi", -1: "lo", -2: "lolo"}
@@ -26,9 +27,11 @@ DEVICE_OFFLINE_LEVEL = 3
 class ConditionMapper:
     """Builds :class:`alerting.Condition` objects from :class:`ConditionChanges`."""
 
-    def __init__(self, registry: Registry, *, silence_k: float) -> None:
+    def __init__(self, registry: Registry, *, silence_k: float,
+                 window: RecentWindow | None = None) -> None:
         self._registry = registry
         self._silence_k = silence_k
+        self._window = window
         index = registry.index
         self._point_subjects = [self._point_subject(i) for i in range(index.n_points)]
         self._device_subjects = [self._device_subject(i) for i in range(index.n_devices)]
@@ -39,9 +42,9 @@ class ConditionMapper:
         for order, change in enumerate(changes):
             if not len(change):
                 continue
-            build = self._threshold if change.rule == "threshold" else self._silence
             if change.rule not in ("threshold", "silence"):
                 raise ValueError(f"no alert mapping for detector rule {change.rule!r}")
+            build = self._threshold if change.rule == "threshold" else self._silence
             for row in range(len(change)):
                 out.append((float(change.ts[row]), order, build(change, row)))
         out.sort(key=lambda item: (item[0], item[1]))
@@ -80,6 +83,9 @@ class ConditionMapper:
             "sample_ts": _iso(at),
             "excursion_started": _iso(float(change.since[row])),
         }
+        if self._window is not None:
+            times, values = self._window.samples(point)
+            evidence["window"] = [[_iso(t), v] for t, v in zip(times, values, strict=True)]
         return Condition(
             kind="threshold", subject=subject, active=True,
             level=_THRESHOLD_LEVEL[abs(severity)],

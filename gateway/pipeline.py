@@ -17,6 +17,7 @@ import numpy as np
 from alerting import Alert, AlertManager
 from detectors import ConditionChanges, SilenceDetector, ThresholdDetector
 from detectors.base import Detector
+from detectors.window import RecentWindow
 from gateway.clock import SweepGrid
 from gateway.conditions import ConditionMapper
 from gateway.ingest.decode import Decoded, DeviceStatus
@@ -43,7 +44,8 @@ class Pipeline:
 
     ``sweep_interval_s``: spacing of the watermark sweeps (seconds of event time); it
     bounds how late a silence is noticed.  ``silence_k``: a device is silent after
-    ``k × expected_interval_s`` without data.
+    ``k × expected_interval_s`` without data.  ``evidence_depth``: recent samples per
+    point kept to show in alert evidence.
     """
 
     def __init__(
@@ -53,6 +55,7 @@ class Pipeline:
         locale: str = "zh",
         sweep_interval_s: float = 5.0,
         silence_k: float = 3.0,
+        evidence_depth: int = 16,
     ) -> None:
         index = registry.index
         self.registry = registry
@@ -64,8 +67,9 @@ class Pipeline:
             index.point_device, index.device_expected_interval_s, k=silence_k
         )
         self._detectors: list[Detector] = [self.threshold, self.silence]
+        self.window = RecentWindow(index.n_points, depth=evidence_depth)
         self.alerts = AlertManager(locale=locale)
-        self._mapper = ConditionMapper(registry, silence_k=silence_k)
+        self._mapper = ConditionMapper(registry, silence_k=silence_k, window=self.window)
         self._grid = SweepGrid(sweep_interval_s)
         self.stats = PipelineStats()
 
@@ -87,6 +91,7 @@ class Pipeline:
                 stats.last_status[status.device] = status
         if not len(decoded.samples) and not len(decoded.samples.heartbeat_device):
             return []
+        self.window.update(decoded.samples)
         return self._emit([d.update(decoded.samples) for d in self._detectors])
 
     def advance(self, now: float) -> list[Alert]:

@@ -40,6 +40,7 @@ async def test_threshold_alert_fires_and_resolves_through_the_api(
         assert alert["title"].startswith("【橙色预警】测试金属制品有限公司")
         assert alert["evidence"]["limit"] == 2000
         assert alert["evidence"]["value"] == 2150
+        assert 2150 in [value for _, value in alert["evidence"]["window"]]
 
         # Region filter reaches the alert from the county code; another county does not.
         by_county = (await client.get("/api/v1/alerts", params={"region": "370829"})).json()
