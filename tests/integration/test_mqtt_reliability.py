@@ -184,3 +184,25 @@ async def test_auto_protocol_falls_back_to_311_on_a_broker_without_mqtt5() -> No
         with contextlib.suppress(asyncio.CancelledError):
             await task
         await broker.shutdown()
+
+
+async def test_restart_restores_open_alerts_so_nothing_is_raised_twice(
+    tmp_path: Path, broker: PrivateBroker
+) -> None:
+    settings = settings_for(tmp_path, broker.port)
+    service, task = await start(settings)
+    publisher = Publisher("127.0.0.1", broker.port)
+    publisher.send("rw/v1/E1/DC1/telemetry", {"ts": now_ts(), "values": {"dp": 1800}})
+    assert await eventually(lambda: alert_count(service)) == 1
+    service.stop()
+    await asyncio.wait_for(task, 15)
+
+    service, task = await start(settings)
+    publisher.send("rw/v1/E1/DC1/telemetry", {"ts": now_ts(1), "values": {"dp": 1850}})
+    await eventually(lambda: _async(service.pipeline.stats.samples >= 1), within_s=10)
+    assert service.pipeline.alerts.stats["deduplicated"] + service.pipeline.alerts.stats[
+        "updated"] == 1
+    assert await alert_count(service) == 1
+    publisher.close()
+    service.stop()
+    await asyncio.wait_for(task, 15)
