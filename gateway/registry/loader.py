@@ -24,11 +24,10 @@ from pydantic_core import ErrorDetails
 
 from gateway.registry.models import RegistrySpec
 from gateway.registry.registry import Registry
+from gateway.registry.yaml_paths import Loc, key_path, line_of, locate
 
 __all__ = ["RegistryError", "load_registry", "load_registry_data", "load_registry_text"]
 
-Loc = tuple[str | int, ...]
-"""A location in the document: mapping keys and sequence indices, outermost first."""
 
 
 class RegistryError(Exception):
@@ -102,7 +101,7 @@ def load_registry_text(text: str, source: str = "<string>") -> Registry:
         raise RegistryError(
             "expected a mapping with key 'enterprises' at the top level",
             file=source,
-            line=_line(root),
+            line=line_of(root),
         )
     return _validate(data, root, source, duplicates)
 
@@ -199,12 +198,12 @@ def _duplicate_keys(root: yaml.Node, source: str) -> list[RegistryError]:
                         RegistryError(
                             f"duplicate key (first defined at line {first_line[key]})",
                             file=source,
-                            line=_line(key_node),
-                            key=_key_path((*loc, key)),
+                            line=line_of(key_node),
+                            key=key_path((*loc, key)),
                         )
                     )
                 else:
-                    first_line[key] = _line(key_node)
+                    first_line[key] = line_of(key_node)
                 walk(value_node, (*loc, key))
         elif isinstance(node, yaml.SequenceNode):
             for i, item in enumerate(node.value):
@@ -228,7 +227,7 @@ def _duplicate_ids(data: object, root: yaml.Node | None, source: str) -> list[Re
 
     def report(loc: Loc, message: str) -> None:
         problems.append(
-            RegistryError(message, file=source, line=_locate(root, loc), key=_key_path(loc))
+            RegistryError(message, file=source, line=locate(root, loc), key=key_path(loc))
         )
 
     for i, enterprise in enumerate(enterprises):
@@ -241,7 +240,7 @@ def _duplicate_ids(data: object, root: yaml.Node | None, source: str) -> list[Re
                 first = enterprise_line[enterprise_id]
                 report(loc, f"duplicate enterprise id {enterprise_id}{_at_line(first)}")
             else:
-                enterprise_line[enterprise_id] = _locate(root, loc)
+                enterprise_line[enterprise_id] = locate(root, loc)
         devices = enterprise.get("devices")
         if not isinstance(devices, list):
             continue
@@ -257,7 +256,7 @@ def _duplicate_ids(data: object, root: yaml.Node | None, source: str) -> list[Re
                     f"device {device_id} already belongs to enterprise {owner}{_at_line(first)}",
                 )
             else:
-                device_owner[device_id] = (enterprise_id or f"enterprises[{i}]", _locate(root, loc))
+                device_owner[device_id] = (enterprise_id or f"enterprises[{i}]", locate(root, loc))
     return problems
 
 
@@ -279,11 +278,11 @@ def _from_pydantic(error: ErrorDetails, root: yaml.Node | None, source: str) -> 
     if is_key_error:
         loc = loc[:-1]
     # A missing key has no line of its own: point at the mapping that lacks it.
-    line = _locate(root, loc[:-1] if error["type"] == "missing" else loc)
+    line = locate(root, loc[:-1] if error["type"] == "missing" else loc)
     message = _message(error, loc)
     if is_key_error:
         message = f"invalid name: {message}"
-    return RegistryError(message, file=source, line=line, key=_key_path(loc) or None)
+    return RegistryError(message, file=source, line=line, key=key_path(loc) or None)
 
 
 def _message(error: ErrorDetails, loc: Loc) -> str:
@@ -362,55 +361,3 @@ def _unwrap(annotation: Any) -> Any:
             annotation = members[0]
         else:
             return annotation
-
-
-# --- locations ---------------------------------------------------------------------------
-
-
-def _line(node: yaml.Node) -> int:
-    return int(node.start_mark.line) + 1
-
-
-def _locate(root: yaml.Node | None, loc: Loc) -> int | None:
-    """1-based line of the key (or sequence item) at ``loc``; the deepest one found.
-
-    For a mapping key the line is the key's own, for a sequence item the line where the
-    item starts.  Where ``loc`` leaves the document (a key pydantic invented), the line
-    of the last part that exists is the best answer.
-    """
-    if root is None:
-        return None
-    node, line = root, _line(root)
-    for part in loc:
-        if isinstance(node, yaml.MappingNode):
-            # Compare as YAML text (``1:`` is the key 1); the last duplicate wins, as in
-            # the constructed data.
-            matches = [
-                (k, v)
-                for k, v in node.value
-                if isinstance(k, yaml.ScalarNode) and k.value == str(part)
-            ]
-            if not matches:
-                break
-            key_node, node = matches[-1]
-            line = _line(key_node)
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-            if not 0 <= part < len(node.value):
-                break
-            node = node.value[part]
-            line = _line(node)
-        else:
-            break
-    return line
-
-
-def _key_path(loc: Loc) -> str:
-    """``('enterprises', 0, 'devices')`` -> ``'enterprises[0].devices'``.
-
-    >>> _key_path(("enterprises", 0, "devices", 1, "points", "dp", "hihg"))
-    'enterprises[0].devices[1].points.dp.hihg'
-    """
-    path = ""
-    for part in loc:
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
-    return path
