@@ -44,28 +44,25 @@ class _Vocabulary:
     duration: Callable[[float], str]
 
 
-def _duration_zh(seconds: float) -> str:
+def _duration(seconds: float, *, s: str, m: str, m_alone: str, h: str, h_m: str) -> str:
+    """Seconds as the largest two units that matter, in the words of one locale."""
     total = max(0, round(seconds))
     if total < 60:
-        return f"{total} 秒"
+        return f"{total} {s}"
     if total < 3600:
         minutes, secs = divmod(total, 60)
-        return f"{minutes} 分 {secs} 秒" if secs else f"{minutes} 分钟"
+        return f"{minutes} {m} {secs} {s}" if secs else f"{minutes} {m_alone}"
     hours, rest = divmod(total, 3600)
     minutes = rest // 60
-    return f"{hours} 小时 {minutes} 分" if minutes else f"{hours} 小时"
+    return f"{hours} {h} {minutes} {h_m}" if minutes else f"{hours} {h}"
+
+
+def _duration_zh(seconds: float) -> str:
+    return _duration(seconds, s="秒", m="分", m_alone="分钟", h="小时", h_m="分")
 
 
 def _duration_en(seconds: float) -> str:
-    total = max(0, round(seconds))
-    if total < 60:
-        return f"{total} s"
-    if total < 3600:
-        minutes, secs = divmod(total, 60)
-        return f"{minutes} min {secs} s" if secs else f"{minutes} min"
-    hours, rest = divmod(total, 3600)
-    minutes = rest // 60
-    return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    return _duration(seconds, s="s", m="min", m_alone="min", h="h", h_m="min")
 
 
 _ZH = _Vocabulary(
