@@ -72,7 +72,7 @@ def run(
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Run the service against a real broker and database until Ctrl-C / SIGTERM."""
-    from gateway.service import Service
+    from gateway.service import Service, ServiceStartError
 
     _logging(verbose)
     try:
@@ -90,7 +90,10 @@ def run(
     async def main() -> None:
         await _until_signal(asyncio.create_task(service.run()), service.stop)
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except ServiceStartError as exc:
+        raise _fail(str(exc)) from None
 
 
 @app.command()
@@ -104,6 +107,7 @@ def demo(
 ) -> None:
     """Everything embedded: broker, sample sites, simulator, SQLite, API and page."""
     from gateway.demo import run_demo
+    from gateway.service import ServiceStartError
 
     if locale not in ("zh", "en"):
         raise _fail("--locale must be zh or en")
@@ -119,7 +123,7 @@ def demo(
 
     try:
         asyncio.run(main())
-    except OSError as exc:
+    except (OSError, ServiceStartError) as exc:
         raise _fail(f"{exc} (is another demo running? try --port / --broker-port)") from None
 
 

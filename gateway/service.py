@@ -12,14 +12,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import time
 from collections.abc import Sequence
 
 import uvicorn
+from sqlalchemy.exc import SQLAlchemyError
 
 from alerting import Alert, AlertStore
 from gateway.api.app import ApiContext, create_app
-from gateway.config import Settings
+from gateway.config import Settings, redact_url
 from gateway.ingest.decode import MessageDecoder
 from gateway.ingest.mqtt_source import MqttSource
 from gateway.ingest.rejections import Rejection
@@ -31,6 +33,10 @@ from gateway.storage.quarantine_store import QuarantineStore
 from gateway.storage.writer import StoreWriter
 
 log = logging.getLogger(__name__)
+
+
+class ServiceStartError(Exception):
+    """The service cannot start: the message says what to fix (port, database)."""
 
 
 class Service:
@@ -60,9 +66,15 @@ class Service:
         try:
             alert_store = AlertStore(engine)
             quarantine_store = QuarantineStore(engine)
-            await alert_store.create_schema()
-            await quarantine_store.create_schema()
-            restored = await alert_store.load_open()
+            try:
+                await alert_store.create_schema()
+                await quarantine_store.create_schema()
+                restored = await alert_store.load_open()
+            except (OSError, SQLAlchemyError) as exc:
+                raise ServiceStartError(
+                    f"cannot use the database {redact_url(settings.db_url)}: "
+                    f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                ) from exc
             self.pipeline.alerts.restore(restored)
             if restored:
                 log.info("restored %d open alerts from the store", len(restored))
@@ -82,14 +94,17 @@ class Service:
                 app, host=settings.api_host, port=settings.api_port, lifespan="off",
                 log_level="warning", access_log=False,
             ))
-            await self._serve(server, writer)
+            listener = _listen(settings.api_host, settings.api_port)
+            await self._serve(server, listener, writer)
         finally:
             await engine.dispose()
 
-    async def _serve(self, server: uvicorn.Server, writer: StoreWriter) -> None:
+    async def _serve(
+        self, server: uvicorn.Server, listener: socket.socket, writer: StoreWriter
+    ) -> None:
         assert self.source is not None
         writer_task = asyncio.create_task(writer.run(), name="store-writer")
-        api_task = asyncio.create_task(server.serve(), name="api")
+        api_task = asyncio.create_task(server.serve(sockets=[listener]), name="api")
         while not server.started:
             if api_task.done():
                 api_task.result()  # surfaces "address already in use" and the like
@@ -148,3 +163,15 @@ class Service:
         self.metrics.mqtt_connected.set(
             1 if self.source is not None and self.source.connected.is_set() else 0
         )
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """Bind the API socket ourselves, so "address in use" is a clear error here
+    rather than a ``sys.exit`` deep inside uvicorn."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        return socket.create_server((host, port), family=family, backlog=2048)
+    except OSError as exc:
+        raise ServiceStartError(
+            f"cannot listen for the API on {host}:{port}: {exc.strerror or exc}"
+        ) from exc
