@@ -2,9 +2,12 @@
 
 The watermark is data time (:class:`~gateway.clock.DataClock`).  Before a message whose
 event time passes the next sweep instant is applied, everything buffered so far is
-processed and the sweep runs, so silence is decided exactly as a live run with the same
-sweep grid would, independent of read-ahead or batch size.  That makes the output a
-deterministic function of the recording, which the scoring harness relies on.
+processed and the sweep runs, so silence is decided at the same grid instants as a
+live run with the same sweep interval.  Batches are cut only at those instants and
+every :data:`FLUSH_SAMPLES` samples, so the output is a deterministic function of the
+recording and the options, which the scoring harness relies on.  (Out-of-order samples
+of one point are judged in time order within a batch; across batches a sample older
+than one already judged is skipped, as it would be live.)
 """
 
 from __future__ import annotations
