@@ -18,6 +18,7 @@ from typing import Annotated
 
 import typer
 
+from gateway import cli_tools
 from gateway.config import ConfigError, load_settings
 from gateway.registry import RegistryError, load_registry
 
@@ -28,9 +29,7 @@ app = typer.Typer(
 )
 
 
-def _fail(message: str) -> typer.Exit:
-    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
-    return typer.Exit(2)
+_fail = cli_tools.fail
 
 
 def _registry_failure(exc: RegistryError) -> typer.Exit:
@@ -160,6 +159,9 @@ def replay(
     if report.rejected:
         reasons = ", ".join(f"{k} {v}" for k, v in sorted(report.rejected_by_reason.items()))
         typer.echo(f"refused by reason: {reasons}", err=True)
+
+
+app.command()(cli_tools.score)
 
 
 def main() -> None:  # pragma: no cover - console entry point
