@@ -80,6 +80,7 @@ import orjson
 
 from alerting.models import fingerprint as alert_fingerprint
 from alerting.timefmt import format_ts
+from simulators.intervals import IntervalUnion, max_in_window
 from simulators.labels import Label, parse_time
 
 THIRTY_DAYS_S = 30 * 86_400.0
@@ -406,50 +407,13 @@ def _time_precision(table: _AlertTable, positives: Sequence[Label], rules: Scori
         by_enterprise[label.enterprise_id].append(label)
     inside = 0.0
     for (enterprise, device, point), rows in rows_by_key.items():
-        union = _Union.of(
+        union = IntervalUnion.of(
             (lb.start - rules.early_tolerance_s, lb.end + rules.late_tolerance_s)
             for lb in by_enterprise.get(enterprise, ())
             if _agrees(lb.device_id, device) and _agrees(lb.point, point))
         index = np.array(rows, dtype=np.int64)
         inside += float(union.measure(start[index], end[index]).sum())
     return inside / total
-
-
-@dataclass(frozen=True, slots=True)
-class _Union:
-    """A union of intervals as sorted disjoint ``[low, high)`` with cumulative lengths."""
-
-    low: FloatArray
-    high: FloatArray
-    before: FloatArray
-    """``before[k]``: total length of the intervals preceding interval ``k``."""
-
-    @classmethod
-    def of(cls, intervals: Iterable[tuple[float, float]]) -> _Union:
-        merged: list[list[float]] = []
-        for low, high in sorted(intervals):
-            if merged and low <= merged[-1][1]:
-                merged[-1][1] = max(merged[-1][1], high)
-            else:
-                merged.append([low, high])
-        low_a = np.array([m[0] for m in merged], dtype=np.float64)
-        high_a = np.array([m[1] for m in merged], dtype=np.float64)
-        lengths = high_a - low_a
-        before = np.concatenate(([0.0], np.cumsum(lengths)[:-1])) if merged else lengths
-        return cls(low_a, high_a, before)
-
-    def covered_until(self, t: FloatArray) -> FloatArray:
-        """Length of the union below each time in ``t``."""
-        if self.low.size == 0:
-            return np.zeros_like(t)
-        k = np.searchsorted(self.low, t, side="right") - 1
-        kc = np.maximum(k, 0)
-        partial = np.minimum(t, self.high[kc]) - self.low[kc]
-        return np.where(k >= 0, self.before[kc] + np.maximum(partial, 0.0), 0.0)
-
-    def measure(self, start: FloatArray, end: FloatArray) -> FloatArray:
-        """Length of the union inside each ``[start, end]`` (``end >= start``)."""
-        return self.covered_until(end) - self.covered_until(start)
 
 
 def _event_free_seconds(labels: Sequence[Label], enterprises: Iterable[str],
@@ -461,8 +425,9 @@ def _event_free_seconds(labels: Sequence[Label], enterprises: Iterable[str],
     ends = np.array([span[0], span[1]], dtype=np.float64)
     free = 0.0
     for enterprise in enterprises:
-        union = _Union.of((lb.start - rules.early_tolerance_s, lb.end + rules.late_tolerance_s)
-                          for lb in by_enterprise.get(enterprise, ()))
+        union = IntervalUnion.of(
+            (lb.start - rules.early_tolerance_s, lb.end + rules.late_tolerance_s)
+            for lb in by_enterprise.get(enterprise, ()))
         covered = union.covered_until(ends)
         free += (span[1] - span[0]) - float(covered[1] - covered[0])
     return free
@@ -478,26 +443,14 @@ def _alarm_rates(alerts: Sequence[ScoredAlert], enterprises: int, rules: Scoring
         starts[alert.fingerprint].append(alert.started_at)
     chattering = sum(
         1 for times in starts.values()
-        if _max_in_window(np.sort(np.array(times, dtype=np.float64)),
+        if max_in_window(np.sort(np.array(times, dtype=np.float64)),
                           rules.chatter_window_s) >= rules.chatter_count)
     return AlarmRates(
         alerts_per_hour=per_hour,
         alerts_per_hour_per_enterprise=(per_hour / enterprises
                                         if per_hour is not None and enterprises else None),
-        max_per_10min=_max_in_window(detected, rules.flood_window_s),
+        max_per_10min=max_in_window(detected, rules.flood_window_s),
         chattering=chattering, alerts=len(alerts), hours=hours)
-
-
-def _max_in_window(times: FloatArray, width: float) -> int:
-    """Most of the sorted ``times`` in any half-open ``[t, t + width)``, exactly.
-
-    Some busiest window starts at a time of the list, so counting from each time
-    (one ``searchsorted``: the two-pointer sweep, vectorised) finds the maximum.
-    """
-    if times.size == 0:
-        return 0
-    counts = np.searchsorted(times, times + width, side="left") - np.arange(times.size)
-    return int(counts.max())
 
 
 def _default_span(labels: Sequence[Label], alerts: Sequence[ScoredAlert]) -> tuple[float, float]:
