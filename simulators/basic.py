@@ -156,12 +156,12 @@ class BasicSimulator:
             rated = device.rated_kw or 100.0
             level = 0.7 if working else 0.05
             return round(rated * level * (1 + self._rng.gauss(0, 0.03)), 1)
-        nominal = _nominal(point)
+        nominal = nominal_value(point)
         noisy = nominal + self._rng.gauss(0, abs(nominal) * 0.01 + 0.01)
         return round(noisy, 2)
 
 
-def _nominal(point: PointSpec) -> float:
+def nominal_value(point: PointSpec) -> float:
     """A value safely inside the normal band (between lo and hi when both exist),
     using the per-kind default limits where the point has none of its own."""
     lo, hi = point.lo, point.hi

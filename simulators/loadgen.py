@@ -38,8 +38,8 @@ import orjson
 
 from gateway.config import BrokerAddress
 from gateway.ingest.mqtt_source import Backoff
-from gateway.registry.models import DeviceSpec, PointSpec, RegistrySpec
-from gateway.registry.point_defaults import defaults_for
+from gateway.registry.models import DeviceSpec, RegistrySpec
+from simulators.basic import nominal_value
 from simulators.fleet import synthetic_registry
 from simulators.replay_publisher import (
     DEFAULT_WINDOW,
@@ -97,7 +97,7 @@ class LoadDevice:
         self._tz = timezone(datetime(2026, 1, 1, tzinfo=ZoneInfo(zone)).utcoffset()
                             or timedelta(0))
         self._rated = device.rated_kw or 100.0
-        self._points = [(name, point.kind, _typical(point)) for name, point
+        self._points = [(name, point.kind, nominal_value(point)) for name, point
                         in device.points.items()]
         self.points_per_message = len(self._points) * records_per_message
         self._rng = rng
@@ -333,20 +333,3 @@ class _Sender:
             heapq.heapreplace(queue, (due + device.period, number))
             await outbox.publish(device.topic, device.message(wall()),
                                  device.points_per_message)
-
-
-def _typical(point: PointSpec) -> float:
-    """A value safely inside the normal band (between lo and hi when both exist),
-    using the per-kind default limits where the point has none of its own."""
-    lo, hi = point.lo, point.hi
-    if all(v is None for v in (point.lolo, lo, hi, point.hihi)):
-        defaults = defaults_for(point.kind)
-        if defaults.limits_apply_to(point.unit):
-            lo, hi = defaults.lo, defaults.hi
-    if lo is not None and hi is not None:
-        return (lo + hi) / 2
-    if hi is not None:
-        return hi * 0.6 if hi > 0 else hi - 10
-    if lo is not None:
-        return lo * 1.5 if lo > 0 else lo + 10
-    return 50.0
