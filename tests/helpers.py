@@ -1,14 +1,18 @@
-"""Helpers shared by tests: real-server availability, ports, MQTT publishing, polling."""
+"""Helpers shared by tests: real-server availability, ports, MQTT publishing, polling,
+and a private Mosquitto that a test may stop and restart."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import socket
+import subprocess
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -64,6 +68,67 @@ class Publisher:
     def close(self) -> None:
         self._client.loop_stop()
         self._client.disconnect()
+
+
+class PrivateBroker:
+    """A throwaway Mosquitto on a loopback port, for tests that must stop and restart it.
+
+    The shared broker on 1883 has to stay up for every other test, so reconnect and
+    session tests run their own.  Constructing one skips the test (or fails it under
+    ``RISKWATCH_REQUIRE_SERVICES=1``) when the ``mosquitto`` binary is missing, so a
+    fixture never gets as far as a broker it cannot start.
+    """
+
+    def __init__(self, folder: Path, port: int, *, persistence: bool = False,
+                 extra_config: tuple[str, ...] = ()) -> None:
+        """Write the config into ``folder`` (created if needed); call :meth:`start` to run.
+
+        With ``persistence`` the broker keeps sessions and queued QoS 1 messages in
+        ``folder`` across a restart, as a production broker would; without it a restart
+        forgets every session, which is what a "broker came back empty" test wants.
+        ``extra_config``: more ``mosquitto.conf`` lines, e.g. the queue limits of
+        ``deploy/mosquitto/riskwatch.conf``.
+        """
+        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        if not Path(binary).exists():
+            unavailable("mosquitto binary not installed (apt-get install mosquitto)")
+        self._binary = binary
+        self.port = port
+        folder.mkdir(parents=True, exist_ok=True)
+        self._config = folder / "mosquitto.conf"
+        lines = [f"listener {port} 127.0.0.1", "allow_anonymous true"]
+        if persistence:
+            lines += ["persistence true", f"persistence_location {folder}/"]
+            # Started as root, mosquitto drops to its own user, who cannot write the
+            # persistence file into a root-owned tmp folder.
+            if os.geteuid() == 0:
+                lines.append("user root")
+        else:
+            lines.append("persistence false")
+        lines += extra_config
+        self._config.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Run the broker and return once it accepts connections (10 s at most)."""
+        process = subprocess.Popen([self._binary, "-c", str(self._config)],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self._process = process
+        deadline = time.monotonic() + 10
+        while not port_open("127.0.0.1", self.port, timeout=0.2):
+            # Fail at once if it died (bad config, port taken), and never leave a
+            # half-started broker behind for the next test to trip over.
+            if process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"private mosquitto did not start on port {self.port}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        """Terminate the broker and wait for it, so a restart can bind the port again."""
+        if self._process is not None:
+            self._process.terminate()
+            self._process.wait(10)
+            self._process = None
 
 
 def now_ts(offset_s: float = 0.0) -> str:

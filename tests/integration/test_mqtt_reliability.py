@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shutil
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +15,7 @@ import pytest
 
 from gateway.config import Settings
 from gateway.service import Service
-from tests.helpers import Publisher, api, eventually, free_port, now_ts, port_open, unavailable
+from tests.helpers import PrivateBroker, Publisher, api, eventually, free_port, now_ts
 
 pytestmark = pytest.mark.integration
 
@@ -37,37 +34,10 @@ enterprises:
 """
 
 
-class PrivateBroker:
-    def __init__(self, folder: Path, port: int) -> None:
-        self.port = port
-        self._config = folder / "mosquitto.conf"
-        self._config.write_text(
-            f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n",
-            encoding="utf-8",
-        )
-        self._process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-        self._process = subprocess.Popen([binary, "-c", str(self._config)],
-                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while not port_open("127.0.0.1", self.port, timeout=0.2):
-            if time.monotonic() > deadline:
-                raise RuntimeError("private mosquitto did not start")
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self._process is not None:
-            self._process.terminate()
-            self._process.wait(10)
-            self._process = None
-
-
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[PrivateBroker]:
-    if not (shutil.which("mosquitto") or Path("/usr/sbin/mosquitto").exists()):
-        unavailable("mosquitto binary not installed (apt-get install mosquitto)")
+    """Without persistence: a broker restart forgets every session, so the service must
+    resubscribe on its own."""
     private = PrivateBroker(tmp_path, free_port())
     private.start()
     yield private

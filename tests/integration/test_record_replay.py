@@ -11,9 +11,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import os
-import shutil
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -29,7 +26,7 @@ from gateway.registry.models import RegistrySpec
 from simulators.basic import BasicSimulator
 from simulators.recorder import RecordStats, record
 from simulators.replay_publisher import BrokerUnavailable, PublishStats, publish_recording
-from tests.helpers import eventually, free_port, port_open, unavailable
+from tests.helpers import PrivateBroker, eventually, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -243,44 +240,10 @@ async def test_a_missing_recording_is_an_os_error(tmp_path: Path,
 # ------------------------------------------------ broker restart (private Mosquitto)
 
 
-class PrivateBroker:
-    """A Mosquitto of our own, with persistence, so sessions survive a restart."""
-
-    def __init__(self, folder: Path, port: int) -> None:
-        self.port = port
-        folder.mkdir()
-        self._config = folder / "mosquitto.conf"
-        # Started as root, mosquitto would drop to its own user, who cannot write here.
-        user = "user root\n" if os.geteuid() == 0 else ""
-        self._config.write_text(
-            f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
-            f"persistence_location {folder}/\n{user}",
-            encoding="utf-8",
-        )
-        self._process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-        self._process = subprocess.Popen([binary, "-c", str(self._config)],
-                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while not port_open("127.0.0.1", self.port, timeout=0.2):
-            if time.monotonic() > deadline:
-                raise RuntimeError("private mosquitto did not start")
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self._process is not None:
-            self._process.terminate()
-            self._process.wait(10)
-            self._process = None
-
-
 @pytest.fixture
 def private_broker(tmp_path: Path) -> Iterator[PrivateBroker]:
-    if not (shutil.which("mosquitto") or Path("/usr/sbin/mosquitto").exists()):
-        unavailable("mosquitto binary not installed (apt-get install mosquitto)")
-    broker = PrivateBroker(tmp_path / "broker", free_port())
+    """Persistent, so the recorder's session and its queued messages survive a restart."""
+    broker = PrivateBroker(tmp_path / "broker", free_port(), persistence=True)
     broker.start()
     yield broker
     broker.stop()
