@@ -28,23 +28,17 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
 
 from gateway.config import BrokerAddress
 from simulators.loadgen import LoadStats, run_load
-from simulators.replay_publisher import BrokerUnavailable
+from simulators.mqtt_client import BrokerUnavailable
 
 
 def broker_address(url: str) -> BrokerAddress:
-    parts = urlsplit(url)
-    if parts.scheme not in ("mqtt", "mqtts", "tcp"):
-        raise SystemExit(f"error: broker URL must start with mqtt:// or mqtts://, not {url!r}")
-    tls = parts.scheme == "mqtts"
-    return BrokerAddress(
-        host=parts.hostname or "127.0.0.1", port=parts.port or (8883 if tls else 1883), tls=tls,
-        username=unquote(parts.username) if parts.username else None,
-        password=unquote(parts.password) if parts.password else None,
-    )
+    try:
+        return BrokerAddress.from_url(url)
+    except ValueError as exc:
+        raise SystemExit(f"error: {exc}") from None
 
 
 @contextlib.contextmanager

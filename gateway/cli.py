@@ -1,7 +1,9 @@
 """The ``riskwatch`` command line (typer).
 
-Commands map one-to-one onto the three ways the product runs: ``run`` against a real
-broker and database, ``demo`` with everything embedded, ``replay`` of a recording.
+Service commands map one-to-one onto the three ways the product runs: ``run`` against
+a real broker and database, ``demo`` with everything embedded, ``replay`` of a
+recording; the tester commands (``simulate``, ``record``, ``score``, ``loadgen``) live
+in :mod:`gateway.cli_tools`.
 Errors in input files end with a one-line message naming the file and exit code 2,
 never a traceback.
 """
@@ -26,6 +28,7 @@ app = typer.Typer(
     help="riskwatch: risk monitoring of dust-explosion and metallurgy enterprises.",
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode="markdown",
 )
 
 
@@ -128,27 +131,51 @@ def demo(
 
 @app.command()
 def replay(
-    input: Annotated[Path, typer.Option("--input", "-i", help="Recording (JSON Lines)")],
-    registry: Annotated[Path, typer.Option("--registry", "-r", help="Registry YAML")],
-    alerts_out: Annotated[Path, typer.Option("--alerts-out", "-o", help="Alerts (JSON Lines)")],
+    recording: Annotated[Path | None, typer.Argument(
+        help="Recording (JSON Lines); the same as --input", show_default=False)] = None,
+    input: Annotated[Path | None, typer.Option("--input", "-i", help="Recording (JSON Lines)")
+                     ] = None,
+    registry: Annotated[Path | None, typer.Option("--registry", "-r", help="Registry YAML")
+                        ] = None,
+    alerts_out: Annotated[Path | None, typer.Option(
+        "--alerts-out", "-o", help="Alerts (JSON Lines)")] = None,
     quarantine_out: Annotated[Path | None, typer.Option(help="Refused input (JSON Lines)")] = None,
     locale: Annotated[str, typer.Option(help="Alert language: zh or en")] = "zh",
     sweep_interval: Annotated[float, typer.Option(help="Sweep spacing, s of event time")] = 5.0,
-    progress: Annotated[bool, typer.Option(help="Progress bar on stderr")] = True,
+    publish: Annotated[str | None, typer.Option(
+        help="Instead of detecting here, publish the recording to this broker "
+             "(mqtt://[user:pw@]host:port), paced by --speed")] = None,
+    speed: Annotated[float, typer.Option(
+        help="With --publish: seconds of event time per wall second; 0 = unpaced")] = 1.0,
+    client_id: Annotated[str, typer.Option(help="With --publish: MQTT client id")
+                         ] = "riskwatch-replayer",
+    progress: Annotated[bool, typer.Option(help="Progress on stderr")] = True,
 ) -> None:
-    """Run the pipeline over a recording as fast as possible; write the alerts."""
+    """Run the pipeline over a recording as fast as possible and write the alerts, or
+    with --publish send the recording to a broker at --speed times real time."""
     from gateway.replay import ReplayOptions, replay_recording
 
+    if recording is not None and input is not None and recording != input:
+        raise _fail("give the recording once: as an argument or as --input")
+    source = recording or input
+    if source is None:
+        raise _fail("which recording? give it as an argument (or --input)")
+    if not source.is_file():
+        raise _fail(f"{source}: recording not found")
+    if publish is not None:
+        cli_tools.publish_recording_file(source, publish, speed, client_id, progress)
+        return
+    if registry is None or alerts_out is None:
+        raise _fail("replay needs --registry and --alerts-out (or --publish URL to send the "
+                    "recording to a broker)")
     if locale not in ("zh", "en"):
         raise _fail("--locale must be zh or en")
-    if not input.is_file():
-        raise _fail(f"{input}: recording not found")
     try:
         loaded = load_registry(registry)
     except RegistryError as exc:
         raise _registry_failure(exc) from None
     options = ReplayOptions(locale=locale, sweep_interval_s=sweep_interval, progress=progress)
-    report = replay_recording(loaded, input, alerts_out, quarantine_out=quarantine_out,
+    report = replay_recording(loaded, source, alerts_out, quarantine_out=quarantine_out,
                               options=options)
     typer.echo(
         f"replayed {report.lines} lines, {report.messages} messages, {report.samples} points "
@@ -161,6 +188,9 @@ def replay(
         typer.echo(f"refused by reason: {reasons}", err=True)
 
 
+app.command()(cli_tools.simulate)
+app.command()(cli_tools.record)
+app.command()(cli_tools.loadgen)
 app.command()(cli_tools.score)
 
 

@@ -64,16 +64,12 @@ class Settings(BaseSettings):
             yield name, redact_url(value) if name in ("broker_url", "db_url") else value
 
     def broker(self) -> BrokerAddress:
-        parts = urlsplit(self.broker_url)
-        tls = parts.scheme == "mqtts"
-        password = self.mqtt_password.get_secret_value() if self.mqtt_password else None
-        return BrokerAddress(
-            host=parts.hostname or "127.0.0.1",
-            port=parts.port or (8883 if tls else 1883),
-            tls=tls,
-            username=self.mqtt_username or (unquote(parts.username) if parts.username else None),
-            password=password or (unquote(parts.password) if parts.password else None),
-        )
+        address = BrokerAddress.from_url(self.broker_url)
+        if self.mqtt_username:
+            address.username = self.mqtt_username
+        if self.mqtt_password:
+            address.password = self.mqtt_password.get_secret_value()
+        return address
 
 
 class BrokerAddress:
@@ -83,6 +79,29 @@ class BrokerAddress:
                  password: str | None) -> None:
         self.host, self.port, self.tls = host, port, tls
         self.username, self.password = username, password
+
+    @classmethod
+    def from_url(cls, url: str) -> BrokerAddress:
+        """``mqtt[s]://[user[:password]@]host[:port]``; ``ValueError`` names what is wrong.
+
+        >>> BrokerAddress.from_url("mqtts://ops:s3cret@broker.example")
+        BrokerAddress(mqtts://ops:***@broker.example:8883)
+        """
+        parts = urlsplit(url)
+        if parts.scheme not in ("mqtt", "mqtts", "tcp"):
+            raise ValueError(f"broker URL must start with mqtt:// or mqtts://, not {url!r}")
+        try:
+            port = parts.port
+        except ValueError:
+            raise ValueError(f"broker URL has a bad port: {redact_url(url)!r}") from None
+        tls = parts.scheme == "mqtts"
+        return cls(
+            host=parts.hostname or "127.0.0.1",
+            port=port or (8883 if tls else 1883),
+            tls=tls,
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+        )
 
     def __repr__(self) -> str:
         scheme = "mqtts" if self.tls else "mqtt"

@@ -14,7 +14,7 @@ in due-time order by *absolute* times (start + phase + k·period), so a slow mom
 caught up instead of accumulating drift; a client that cannot keep up sends as fast as
 the broker acknowledges, which is how the benchmark finds the ceiling, and at the end
 the overdue backlog is dropped and counted (``behind``) so the run stays bounded.  QoS 1
-with a window of publishes in flight (:class:`~simulators.replay_publisher.PublishWindow`);
+with a window of publishes in flight (:class:`~simulators.mqtt_client.PublishWindow`);
 a message counts as sent when its PUBACK arrives.  Stops by itself after
 ``duration_s`` (plus at most ``drain_s`` waiting for the last acknowledgements; what is
 still unacknowledged then counts as an error).
@@ -41,7 +41,7 @@ from gateway.ingest.mqtt_source import Backoff
 from gateway.registry.models import DeviceSpec, RegistrySpec
 from simulators.basic import nominal_value
 from simulators.fleet import synthetic_registry
-from simulators.replay_publisher import (
+from simulators.mqtt_client import (
     DEFAULT_WINDOW,
     BrokerUnavailable,
     MqttConnector,
@@ -173,7 +173,7 @@ async def run_load(
     ``registry``: the fleet (default ``synthetic_registry(enterprises)``; give your own
     to use unique ids on a shared broker).  ``report`` receives one rate line per
     second, e.g. ``t=5s sent 12,345 msg/s (37,000 points/s), target 12,000 msg/s,
-    errors 0``.  Raises :class:`~simulators.replay_publisher.BrokerUnavailable` if a
+    errors 0``.  Raises :class:`~simulators.mqtt_client.BrokerUnavailable` if a
     client cannot connect at the start; cancellable.
     """
     if not duration_s > 0:

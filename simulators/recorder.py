@@ -20,12 +20,12 @@ their spelling), unless it spans several lines, which JSON Lines cannot hold; th
 is re-encoded compactly.
 
 Reliability: QoS 1 subscriptions; MQTT 5 with a fallback to 3.1.1
-(:class:`~simulators.replay_publisher.MqttConnector`); after a lost connection we
+(:class:`~simulators.mqtt_client.MqttConnector`); after a lost connection we
 reconnect with capped, jittered backoff, under MQTT 5 into a persistent session that
 the broker keeps for ``session_expiry_s`` so what arrives meanwhile is queued, not
 lost.  The file is flushed about once per second, so a crash loses at most about one
 second of messages.  The first connection failing raises
-:class:`~simulators.replay_publisher.BrokerUnavailable` at once.
+:class:`~simulators.mqtt_client.BrokerUnavailable` at once.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ import orjson
 
 from gateway.config import BrokerAddress
 from gateway.ingest.mqtt_source import Backoff
-from simulators.replay_publisher import BrokerUnavailable, MqttConnector, every
+from simulators.mqtt_client import BrokerUnavailable, MqttConnector, every
 
 log = logging.getLogger(__name__)
 
