@@ -1,4 +1,5 @@
-"""Shared building blocks of the site models: time grid, shifts, weather, noise, series.
+"""Shared building blocks of the site models: time grid, shifts, weather, noise, series,
+and the set-up every site model has in common.
 
 Everything here works on whole numpy arrays of event time (epoch seconds, float64) so a
 fortnight of a site is generated in a few array operations.  Sites live in
@@ -7,7 +8,10 @@ Asia/Shanghai (UTC+8, no daylight saving), so local time is a fixed offset.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -323,3 +327,63 @@ def subtract_interval(starts: F64, ends: F64, cut_s: float, cut_e: float) -> tup
 def add_interval(starts: F64, ends: F64, add_s: float, add_e: float) -> tuple[F64, F64]:
     """Union of merged intervals with ``[add_s, add_e)``."""
     return merge_intervals(np.append(starts, add_s), np.append(ends, add_e))
+
+
+# -- what every site model shares ----------------------------------------------------------
+
+METER_POINTS: dict[str, dict[str, str]] = {"p_kw": {"kind": "power", "unit": "kW"},
+                                           "e_kwh": {"kind": "energy", "unit": "kWh"}}
+"""Registry points of every energy meter (line, furnace, the utility's total)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SiteIds:
+    """Device ids every site has.  The total meter is the utility's, off the site's
+    gateway, so scenarios and impairments must be able to tell it apart."""
+
+    eid: str
+
+    @property
+    def total(self) -> str:
+        return f"{self.eid}-M-TOTAL"
+
+
+class SiteBase:
+    """Set-up both industries share: identity, declared shift pattern, per-line work.
+
+    The pattern is drawn when a subclass calls ``__init__``, so where it calls it fixes
+    the order of its draws (and with it every seeded site): move the call, change data.
+    """
+
+    industry: ClassVar[str]
+    n_lines: int
+
+    def __init__(self, eid: str, rng: np.random.Generator, patterns: Sequence[int]) -> None:
+        """``patterns``: indexes into :data:`SHIFT_PATTERNS`, repeated to weight them."""
+        self.eid = eid
+        self.pattern: ShiftPattern = SHIFT_PATTERNS[int(rng.choice(patterns))]
+
+    def work_intervals(self, start: float, end: float,
+                       rng: np.random.Generator) -> list[tuple[F64, F64]]:
+        """Declared-schedule working intervals of each line; lines jitter and skip days
+        independently, as separate crews do."""
+        return [shift_intervals(self.pattern, start, end, rng, skip_day_p=0.05)
+                for _ in range(self.n_lines)]
+
+    def draw_registers(self, rng: np.random.Generator, low: float, high: float) -> F64:
+        """Starting energy registers (kWh), so counters look mid-life rather than new:
+        one per line meter, then the total meter's."""
+        return np.round(rng.uniform(low, high, self.n_lines + 1), 1)
+
+
+def total_meter(device_id: str, ts: F64, kw: F64, start_kwh: float) -> DeviceSeries:
+    """The utility's 15-minute meter: the mean power of each interval, stamped at its
+    end, as a utility feed reports it (no noise: it is the billing value)."""
+    first = math.ceil((ts[0] + 900.0) / 900.0) * 900.0
+    at = np.arange(first, ts[-1] + BASE_STEP_S, 900.0)
+    return DeviceSeries(
+        device_id=device_id, topic="meter", interval_s=900.0, ts=at,
+        values={"p_kw": interval_mean(ts, kw, at, 900.0),
+                "e_kwh": energy_counter(ts, kw, at, start_kwh)},
+        decimals={"p_kw": 1, "e_kwh": 1},
+    )

@@ -26,20 +26,20 @@ from simulators.sites.common import (
     BASE_STEP_S,
     BOOL,
     F64,
-    SHIFT_PATTERNS,
+    METER_POINTS,
     DeviceSeries,
     EventSeries,
-    ShiftPattern,
+    SiteBase,
+    SiteIds,
     ambient_temperature,
     ar1,
     energy_counter,
     expand_mask,
     first_order,
-    interval_mean,
     intervals_mask,
     local_hour,
     sample_state,
-    shift_intervals,
+    total_meter,
 )
 
 _FAN_SIZES_KW = np.array([11, 15, 18.5, 22, 30, 37, 45, 55, 75, 90])
@@ -85,16 +85,15 @@ class DustPlan:
         return np.asarray(self.line_on().any(axis=0) & (self.level.max(axis=0) > 0.15))
 
 
-class DustSite:
+class DustSite(SiteBase):
     """One dust-explosion enterprise with 1-3 lines and one dry bag collector."""
 
     industry = "dust"
 
     def __init__(self, eid: str, rng: np.random.Generator) -> None:
-        self.eid = eid
-        self.material = str(rng.choice(_MATERIALS))
+        self.material = str(rng.choice(_MATERIALS))  # drawn before the shift pattern
         self.process = _PROCESS[self.material]
-        self.pattern: ShiftPattern = SHIFT_PATTERNS[int(rng.choice([0, 1, 2, 3, 0, 2]))]
+        super().__init__(eid, rng, patterns=(0, 1, 2, 3, 0, 2))
         self.n_lines = int(rng.choice([1, 2, 2, 3]))
         self.line_kw = np.round(rng.uniform(30.0, 160.0, self.n_lines), -1) + 0.0
         self.line_idle_kw = np.round(rng.uniform(0.3, 1.5, self.n_lines), 1)
@@ -122,16 +121,10 @@ class DustSite:
         self.spark_rate_per_h = float(rng.uniform(0.0005, 0.004))
         self.wet = self.material in ("aluminium", "magnesium")
         self.water_flow_nom = float(rng.uniform(4.0, 12.0))
-        self.start_kwh = np.round(rng.uniform(1e4, 9e5, self.n_lines + 1), 1)
+        self.start_kwh = self.draw_registers(rng, 1e4, 9e5)
         self.ids = _Ids(eid, self.n_lines)
 
     # -- plan ----------------------------------------------------------------------------
-
-    def work_intervals(self, start: float, end: float,
-                       rng: np.random.Generator) -> list[tuple[F64, F64]]:
-        """Declared-schedule working intervals of each line, with daily jitter."""
-        return [shift_intervals(self.pattern, start, end, rng, skip_day_p=0.05)
-                for _ in range(self.n_lines)]
 
     def plan(self, ts: F64, work: list[tuple[F64, F64]]) -> DustPlan:
         n = ts.size
@@ -181,7 +174,7 @@ class DustSite:
                                        BASE_STEP_S, 0.0) + plan.hopper_heat
         devices = {
             self.ids.collector: self._collector(plan, fan, dp, fan_kw, hopper, rng),
-            self.ids.total: self._total_meter(ts, total, rng),
+            self.ids.total: total_meter(self.ids.total, ts, total, float(self.start_kwh[-1])),
         }
         for k in range(self.n_lines):
             devices[self.ids.lines[k]] = self._line_meter(ts, line_kw[k], k, rng)
@@ -248,16 +241,6 @@ class DustSite:
             decimals={"p_kw": 1, "e_kwh": 2},
         )
 
-    def _total_meter(self, ts: F64, kw: F64, rng: np.random.Generator) -> DeviceSeries:
-        first = math.ceil((ts[0] + 900.0) / 900.0) * 900.0
-        at = np.arange(first, ts[-1] + BASE_STEP_S, 900.0)
-        return DeviceSeries(
-            device_id=self.ids.total, topic="meter", interval_s=900.0, ts=at,
-            values={"p_kw": interval_mean(ts, kw, at, 900.0),
-                    "e_kwh": energy_counter(ts, kw, at, float(self.start_kwh[-1]))},
-            decimals={"p_kw": 1, "e_kwh": 1},
-        )
-
     def _sparks(self, plan: DustPlan, line_on: BOOL, rng: np.random.Generator) -> EventSeries:
         """Rare single spark detections while grinding, plus any a scenario adds."""
         chance = line_on * (self.spark_rate_per_h * BASE_STEP_S / 3600.0)
@@ -301,7 +284,7 @@ class DustSite:
         for k in range(self.n_lines):
             out.append({"id": ids.lines[k], "kind": "meter", "role": "production",
                         "expected_interval_s": 60, "rated_kw": float(self.line_kw[k]),
-                        "points": _METER_POINTS})
+                        "points": METER_POINTS})
         if self.wet:
             out.append({"id": ids.wet, "kind": "wet_dust_collector", "expected_interval_s": 30,
                         "points": {
@@ -315,17 +298,12 @@ class DustSite:
         rated = float(self.line_kw.sum()) + self.fan_kw + self.base_work_kw + self.compressor_kw
         out.append({"id": ids.total, "kind": "meter", "role": "total",
                     "expected_interval_s": 900, "rated_kw": round(rated),
-                    "points": _METER_POINTS})
+                    "points": METER_POINTS})
         return out
 
 
-_METER_POINTS = {"p_kw": {"kind": "power", "unit": "kW"},
-                 "e_kwh": {"kind": "energy", "unit": "kWh"}}
-
-
 @dataclass(frozen=True, slots=True)
-class _Ids:
-    eid: str
+class _Ids(SiteIds):
     n_lines: int
 
     @property
@@ -335,10 +313,6 @@ class _Ids:
     @property
     def wet(self) -> str:
         return f"{self.eid}-WC1"
-
-    @property
-    def total(self) -> str:
-        return f"{self.eid}-M-TOTAL"
 
     @property
     def lines(self) -> list[str]:

@@ -27,20 +27,20 @@ from simulators.sites.common import (
     BASE_STEP_S,
     BOOL,
     F64,
-    SHIFT_PATTERNS,
+    METER_POINTS,
     DeviceSeries,
     EventSeries,
-    ShiftPattern,
+    SiteBase,
+    SiteIds,
     ambient_temperature,
     ar1,
     energy_counter,
     expand_mask,
     first_order,
-    interval_mean,
     intervals_mask,
     local_hour,
     sample_state,
-    shift_intervals,
+    total_meter,
 )
 
 _RATINGS_KW = (500.0, 750.0, 1000.0, 1500.0, 2000.0, 2500.0, 3000.0)
@@ -79,15 +79,14 @@ class MetalPlan:
         return np.asarray(self.line_on()[0] & (self.level[0] > 0.15))
 
 
-class MetalSite:
+class MetalSite(SiteBase):
     """One metallurgy enterprise with one induction furnace."""
 
     industry = "metallurgy"
     n_lines = 1
 
     def __init__(self, eid: str, rng: np.random.Generator) -> None:
-        self.eid = eid
-        self.pattern: ShiftPattern = SHIFT_PATTERNS[int(rng.choice([0, 3, 5, 4, 2, 3]))]
+        super().__init__(eid, rng, patterns=(0, 3, 5, 4, 2, 3))
         self.rated_kw = float(rng.choice(_RATINGS_KW))
         self.standby_kw = float(rng.uniform(0.5, 2.0))
         self.coil_loss = float(rng.uniform(0.18, 0.25))
@@ -104,12 +103,8 @@ class MetalSite:
         self.co_zero = float(rng.uniform(0.0, 3.0))
         self.co_bump = float(rng.uniform(4.0, 12.0))
         self.cycle_scale = float(rng.uniform(0.8, 1.2))
-        self.start_kwh = np.round(rng.uniform(1e5, 9e6, 2), 1)
+        self.start_kwh = self.draw_registers(rng, 1e5, 9e6)
         self.ids = _Ids(eid)
-
-    def work_intervals(self, start: float, end: float,
-                       rng: np.random.Generator) -> list[tuple[F64, F64]]:
-        return [shift_intervals(self.pattern, start, end, rng, skip_day_p=0.05)]
 
     def plan(self, ts: F64, work: list[tuple[F64, F64]]) -> MetalPlan:
         n = ts.size
@@ -204,23 +199,17 @@ class MetalSite:
                 device_id=self.ids.gas, topic="telemetry", interval_s=30.0, ts=ts.copy(),
                 values={"co": co}, decimals={"co": 0},
             ),
-            self.ids.furnace: self._meter(self.ids.furnace, ts, furnace_kw, 0, 60.0, rng),
-            self.ids.total: self._meter(self.ids.total, ts, total, 1, 900.0, rng),
+            self.ids.furnace: self._furnace_meter(ts, furnace_kw, rng),
+            self.ids.total: total_meter(self.ids.total, ts, total, float(self.start_kwh[-1])),
         }
         return devices, []
 
-    def _meter(self, device_id: str, ts: F64, kw: F64, k: int, interval: float,
-               rng: np.random.Generator) -> DeviceSeries:
-        if interval == 900.0:
-            first = math.ceil((ts[0] + 900.0) / 900.0) * 900.0
-            at = np.arange(first, ts[-1] + BASE_STEP_S, 900.0)
-            p = interval_mean(ts, kw, at, 900.0)
-        else:
-            at = ts[:: int(interval / BASE_STEP_S)]
-            p = sample_state(ts, kw, at) * (1.0 + 0.005 * rng.standard_normal(at.size))
+    def _furnace_meter(self, ts: F64, kw: F64, rng: np.random.Generator) -> DeviceSeries:
+        at = ts[:: int(60.0 / BASE_STEP_S)]
+        p = sample_state(ts, kw, at) * (1.0 + 0.005 * rng.standard_normal(at.size))
         return DeviceSeries(
-            device_id=device_id, topic="meter", interval_s=interval, ts=at,
-            values={"p_kw": p, "e_kwh": energy_counter(ts, kw, at, float(self.start_kwh[k]))},
+            device_id=self.ids.furnace, topic="meter", interval_s=60.0, ts=at,
+            values={"p_kw": p, "e_kwh": energy_counter(ts, kw, at, float(self.start_kwh[0]))},
             decimals={"p_kw": 1, "e_kwh": 1},
         )
 
@@ -228,14 +217,12 @@ class MetalSite:
 
     def devices(self) -> list[dict[str, Any]]:
         ids = self.ids
-        meter_points = {"p_kw": {"kind": "power", "unit": "kW"},
-                        "e_kwh": {"kind": "energy", "unit": "kWh"}}
         flow_lo = round(0.7 * self.flow_nom, 1)
         flow_lolo = round(0.5 * self.flow_nom, 1)
         p_lo = round(0.6 * self.p_nom, 2)
         return [
             {"id": ids.furnace, "kind": "meter", "role": "furnace", "expected_interval_s": 60,
-             "rated_kw": self.rated_kw, "points": meter_points},
+             "rated_kw": self.rated_kw, "points": METER_POINTS},
             {"id": ids.cooling, "kind": "cooling_water", "expected_interval_s": 30,
              "points": {
                  "pump_run": {"kind": "run_state"},
@@ -251,13 +238,12 @@ class MetalSite:
              "points": {"co": {"kind": "co", "unit": "ppm", "hi": 25, "hihi": 50}}},
             {"id": ids.total, "kind": "meter", "role": "total", "expected_interval_s": 900,
              "rated_kw": round(self.rated_kw + self.pump_kw + self.base_work_kw + 25.0),
-             "points": meter_points},
+             "points": METER_POINTS},
         ]
 
 
 @dataclass(frozen=True, slots=True)
-class _Ids:
-    eid: str
+class _Ids(SiteIds):
 
     @property
     def furnace(self) -> str:
@@ -270,7 +256,3 @@ class _Ids:
     @property
     def gas(self) -> str:
         return f"{self.eid}-GAS1"
-
-    @property
-    def total(self) -> str:
-        return f"{self.eid}-M-TOTAL"
