@@ -89,6 +89,21 @@ class AlertManager:
         alerts = sorted(self._open.values(), key=lambda a: (a.detected_at, a.id))
         return [copy.copy(alert) for alert in alerts]
 
+    def annotate(self, fp: str, key: str, value: object, at: float) -> Alert | None:
+        """Add ``key: value`` to the evidence of the open alert with fingerprint ``fp``.
+
+        Used by later stages (inhibition) to record a fact about an alert without a
+        new condition.  Returns a copy of the changed alert, or ``None`` when there is
+        no such open alert or the evidence already says so.
+        """
+        alert = self._open.get(fp)
+        if alert is None or alert.evidence.get(key) == value:
+            return None
+        alert.evidence = {**alert.evidence, key: value}
+        alert.updated_at = max(alert.updated_at, at)
+        self.stats["updated"] += 1
+        return copy.copy(alert)
+
     def _fold(self, condition: Condition) -> Alert | None:
         subject = condition.subject
         fp = fingerprint(condition.kind, subject.enterprise_id, subject.device_id,

@@ -42,6 +42,9 @@ class _Vocabulary:
     point_kinds: Mapping[str, str]
     kinds: Mapping[str, str]
     duration: Callable[[float], str]
+    phrases: Mapping[str, str]
+    """Titles of the plant-level rules by ``detail["phrase"]``; slots: where, quantity,
+    device, value, limit (with units), duration (from ``silent_for_s``), count."""
 
 
 def _duration(seconds: float, *, s: str, m: str, m_alone: str, h: str, h_m: str) -> str:
@@ -92,6 +95,23 @@ _ZH = _Vocabulary(
         "abnormal_condition": "异常工况", "spark": "火花报警", "leak": "疑似泄漏",
     },
     duration=_duration_zh,
+    phrases={
+        "hidden_operation": "{where} 明停暗开：申报停产期间电表显示生产，超出基线用电 {value}",
+        "fake_offline:site_silent":
+            "{where} 疑似虚假离线：现场监测设备已 {duration}无数据，独立电表显示生产中",
+        "fake_offline:frozen": "{where} {quantity} 疑似虚假数据：数值冻结不变，电表显示生产中",
+        "fake_offline:replay": "{where} {quantity} 疑似虚假数据：与历史数据完全重复（重放）",
+        "fake_offline:noisy_replay": "{where} {quantity} 疑似虚假数据：与历史数据高度相似（重放）",
+        "fake_offline:clone": "{where} {quantity} 疑似虚假数据：与同设备另一测点数值完全相同",
+        "interlock:fan_off_while_producing": "{where} 联锁异常：除尘风机停运时生产线仍在运行",
+        "interlock:cooling_low_while_energised":
+            "{where} 联锁异常：中频炉加热时冷却水流量或压力不足"
+            "（{quantity} {value}，限值 {limit}）",
+        "interlock:cooling_leak_while_energised":
+            "{where} 联锁异常：中频炉运行时冷却水进出水流量差 {value}，疑似炉内漏水",
+        "rate_of_change": "{where} {quantity}变化过快：每分钟 {value}（限值 {limit}）",
+        "event_burst": "{where} {device} 火花报警频发：{window}内 {count} 次",
+    },
 )
 
 _EN = _Vocabulary(
@@ -124,6 +144,30 @@ _EN = _Vocabulary(
         "spark": "spark detected", "leak": "suspected leak",
     },
     duration=_duration_en,
+    phrases={
+        "hidden_operation": "{where}: production while declared stopped, {value} above the "
+                            "idle baseline",
+        "fake_offline:site_silent": "{where}: suspected fake offline, site monitoring silent "
+                                    "for {duration} while the independent meter shows production",
+        "fake_offline:frozen": "{where} {quantity}: suspected fake data, values frozen while "
+                               "the meter shows production",
+        "fake_offline:replay": "{where} {quantity}: suspected fake data, exact replay of "
+                               "earlier data",
+        "fake_offline:noisy_replay": "{where} {quantity}: suspected fake data, near copy of "
+                                     "earlier data",
+        "fake_offline:clone": "{where} {quantity}: suspected fake data, identical to another "
+                              "point of the device",
+        "interlock:fan_off_while_producing": "{where}: interlock violation, production running "
+                                             "with the dust-collector fan off",
+        "interlock:cooling_low_while_energised": "{where}: interlock violation, furnace heating "
+                                                 "with low cooling ({quantity} {value}, "
+                                                 "limit {limit})",
+        "interlock:cooling_leak_while_energised": "{where}: interlock violation, cooling outlet "
+                                                  "short of inlet by {value}, suspected leak",
+        "rate_of_change": "{where} {quantity} rising too fast: {value} per minute "
+                          "(limit {limit})",
+        "event_burst": "{where} {device}: repeated spark alarms, {count} within {window}",
+    },
 )
 
 _LOCALES: Mapping[str, _Vocabulary] = {"zh": _ZH, "en": _EN}
@@ -148,7 +192,8 @@ def render_title(
     ``detail`` holds the template values: for ``threshold`` ``band`` (hi, hihi, lo,
     lolo), ``value`` and ``limit`` in the point's unit; for ``device_offline``
     ``silent_for_s`` (seconds) and ``last_seen`` (RFC 3339 or ``None``).  Any other kind
-    gets a generic title naming the kind, plus ``value``/``limit`` when present.  An
+    gets a generic title naming the kind, plus ``value``/``limit`` when present, unless
+    ``detail["phrase"]`` names one of the locale's phrases (the plant-level rules).  An
     optional ``unit`` in ``detail`` overrides the point's unit (a rate is in Pa/min).
 
     >>> s = Subject("E1", "某某金属制品有限公司", "dust", ("370000",), "Asia/Shanghai",
@@ -159,7 +204,10 @@ def render_title(
     check_locale(locale)
     words = _LOCALES[locale]
     tag = words.level_tag[level_color(level)]
-    if kind == "threshold" and detail.get("band") in words.bands:
+    phrase = words.phrases.get(str(detail.get("phrase")))
+    if phrase is not None:
+        body = _phrase(words, phrase, subject, detail)
+    elif kind == "threshold" and detail.get("band") in words.bands:
         body = _threshold(words, subject, detail)
     elif kind == "device_offline" and subject.device_id is not None:
         body = _offline(words, subject, detail)
@@ -230,6 +278,22 @@ def _threshold(words: _Vocabulary, subject: Subject, detail: Mapping[str, Any]) 
     if detail.get("limit") is None:
         return words.threshold_no_limit.format(**values)
     return words.threshold.format(limit=_with_unit(detail["limit"], unit), **values)
+
+
+def _phrase(words: _Vocabulary, phrase: str, subject: Subject,
+            detail: Mapping[str, Any]) -> str:
+    unit = _unit(subject, detail)
+    silent = detail.get("silent_for_s")
+    window = detail.get("window_s")
+    return phrase.format(
+        where=_where(subject), quantity=_quantity(words, subject),
+        device=subject.device_id or "",
+        value=_with_unit(detail.get("value"), unit),
+        limit=_with_unit(detail.get("limit"), unit),
+        duration=words.duration(float(silent)) if isinstance(silent, int | float) else "",
+        window=words.duration(float(window)) if isinstance(window, int | float) else "",
+        count=format_number(detail.get("count")),
+    )
 
 
 def _offline(words: _Vocabulary, subject: Subject, detail: Mapping[str, Any]) -> str:

@@ -17,7 +17,7 @@ Two entry points, both on event time:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -122,19 +122,29 @@ class ConditionChanges:
 
     @classmethod
     def none(cls, rule: str) -> ConditionChanges:
-        empty_f = np.empty(0, dtype=np.float64)
-        return cls(
-            rule=rule,
-            subject=np.empty(0, dtype=np.int32),
-            ts=empty_f,
-            since=empty_f,
-            severity=np.empty(0, dtype=np.int8),
-            value=empty_f,
-            limit=empty_f,
-        )
+        """No change; one shared instance per rule (it is asked for on every sweep)."""
+        cached = _NONE.get(rule)
+        if cached is None:
+            cached = _NONE[rule] = cls(
+                rule=rule, subject=_EMPTY_I32, ts=_EMPTY_F64, since=_EMPTY_F64,
+                severity=_EMPTY_I8, value=_EMPTY_F64, limit=_EMPTY_F64,
+            )
+        return cached
 
     def __len__(self) -> int:
         return int(self.subject.shape[0])
+
+
+def _frozen_empty(dtype: type[np.generic]) -> NDArray[Any]:
+    array = np.empty(0, dtype=dtype)
+    array.flags.writeable = False
+    return array
+
+
+_EMPTY_F64 = _frozen_empty(np.float64)
+_EMPTY_I32 = _frozen_empty(np.int32)
+_EMPTY_I8 = _frozen_empty(np.int8)
+_NONE: dict[str, ConditionChanges] = {}
 
 
 class Detector(Protocol):

@@ -8,13 +8,14 @@ rare, so building Python objects here costs nothing on the hot path.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
 from alerting import Condition, Subject
 from detectors.base import ConditionChanges
 from detectors.window import RecentWindow
+from gateway.plant_conditions import PlantConditions
 from gateway.registry import Registry
 
 _BANDS = {2: "hihi", 1: "hi", -1: "lo", -2: "lolo"}
@@ -35,6 +36,29 @@ class ConditionMapper:
         index = registry.index
         self._point_subjects = [self._point_subject(i) for i in range(index.n_points)]
         self._device_subjects = [self._device_subject(i) for i in range(index.n_devices)]
+        self.enterprise_subjects = [self._enterprise_subject(i)
+                                    for i in range(index.n_enterprises)]
+        self._builders: dict[str, Callable[[ConditionChanges, int], Condition]] = {
+            "threshold": self._threshold, "silence": self._silence}
+
+    @property
+    def subjects(self) -> dict[str, list[Subject]]:
+        """Subjects by level, for builders of other rules."""
+        return {"enterprise_subjects": self.enterprise_subjects,
+                "device_subjects": self._device_subjects,
+                "point_subjects": self._point_subjects}
+
+    def add_plant_rules(self, plant: PlantConditions) -> None:
+        """Map the plant-level rules (hidden operation, faking, interlocks) too."""
+        self._builders.update({
+            "hidden_operation": plant.hidden_operation,
+            "fake_offline": plant.fake_offline,
+            "fake_offline_site": plant.site_silent,
+            "interlock_violation": plant.interlock,
+        })
+
+    def add_rule(self, rule: str, build: Callable[[ConditionChanges, int], Condition]) -> None:
+        self._builders[rule] = build
 
     def conditions(self, changes: Iterable[ConditionChanges]) -> list[Condition]:
         """All rows of all detectors, ordered by decision time (stable across rules)."""
@@ -42,9 +66,9 @@ class ConditionMapper:
         for order, change in enumerate(changes):
             if not len(change):
                 continue
-            if change.rule not in ("threshold", "silence"):
+            build = self._builders.get(change.rule)
+            if build is None:
                 raise ValueError(f"no alert mapping for detector rule {change.rule!r}")
-            build = self._threshold if change.rule == "threshold" else self._silence
             for row in range(len(change)):
                 out.append((float(change.ts[row]), order, build(change, row)))
         out.sort(key=lambda item: (item[0], item[1]))
@@ -125,6 +149,14 @@ class ConditionMapper:
             industry=enterprise.industry, region=tuple(enterprise.region),
             timezone=enterprise.timezone, device_id=device.id, device_kind=device.kind,
             point=name, point_kind=spec.kind, unit=spec.unit,
+        )
+
+    def _enterprise_subject(self, e_idx: int) -> Subject:
+        enterprise = self._registry.spec.enterprises[e_idx]
+        return Subject(
+            enterprise_id=enterprise.id, enterprise_name=enterprise.name,
+            industry=enterprise.industry, region=tuple(enterprise.region),
+            timezone=enterprise.timezone,
         )
 
     def _device_subject(self, device_idx: int) -> Subject:

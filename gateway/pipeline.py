@@ -15,13 +15,20 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from alerting import Alert, AlertManager
+from alerting.inhibition import Inhibitor
 from detectors import ConditionChanges, SilenceDetector, ThresholdDetector
 from detectors.base import Detector
+from detectors.fake_offline import FakeOfflineDetector
+from detectors.hidden_operation import HiddenOperationDetector
+from detectors.interlock import InterlockDetector
+from detectors.plant_state import PlantStateDetector
 from detectors.window import RecentWindow
 from gateway.clock import SweepGrid
 from gateway.conditions import ConditionMapper
 from gateway.ingest.decode import Decoded, DeviceStatus
+from gateway.plant_conditions import PlantConditions
 from gateway.registry import Registry
+from gateway.registry.topology import build_topology
 
 
 @dataclass(slots=True)
@@ -59,6 +66,7 @@ class Pipeline:
     ) -> None:
         index = registry.index
         self.registry = registry
+        self.topology = topo = build_topology(registry.spec, index)
         self.threshold = ThresholdDetector(
             index.point_lo, index.point_hi, index.point_lolo, index.point_hihi,
             index.point_deadband, index.point_on_delay_s,
@@ -66,10 +74,31 @@ class Pipeline:
         self.silence = SilenceDetector(
             index.point_device, index.device_expected_interval_s, k=silence_k
         )
-        self._detectors: list[Detector] = [self.threshold, self.silence]
+        self.plant = PlantStateDetector(topo.meter_point, topo.meter_rated_kw, index.n_points)
+        self.hidden = HiddenOperationDetector(
+            topo.meter_enterprise, topo.meter_interval_s, index.n_enterprises,
+            topo.stop_enterprise, topo.stop_from, topo.stop_to,
+        )
+        self.interlock = InterlockDetector(
+            topo.interlock_kind, topo.interlock_power_point, topo.interlock_power_on_kw,
+            topo.interlock_guard_point, topo.interlock_guard_limit,
+            topo.interlock_other_point, topo.interlock_other_limit, topo.interlock_subject,
+            index.device_expected_interval_s[index.point_device],
+        )
+        self.fake = FakeOfflineDetector(
+            index.device_enterprise, topo.device_monitoring, topo.enterprise_reference_meter,
+            topo.meter_enterprise, topo.meter_interval_s, index.point_enterprise,
+        )
+        self._sample_detectors: list[Detector] = [self.threshold, self.silence, self.interlock]
+        self._sweep_detectors: list[Detector] = [
+            self.threshold, self.silence, self.hidden, self.interlock]
         self.window = RecentWindow(index.n_points, depth=evidence_depth)
         self.alerts = AlertManager(locale=locale)
+        self.inhibitor = Inhibitor()
         self._mapper = ConditionMapper(registry, silence_k=silence_k, window=self.window)
+        self._mapper.add_plant_rules(PlantConditions(
+            registry, topo, window=self.window, hidden=self.hidden,
+            interlock=self.interlock, fake=self.fake, **self._mapper.subjects))
         self._grid = SweepGrid(sweep_interval_s)
         self.stats = PipelineStats()
 
@@ -91,15 +120,24 @@ class Pipeline:
                 stats.last_status[status.device] = status
         if not len(decoded.samples) and not len(decoded.samples.heartbeat_device):
             return []
-        self.window.update(decoded.samples)
-        return self._emit([d.update(decoded.samples) for d in self._detectors])
+        samples = decoded.samples
+        self.window.update(samples)
+        changes = [d.update(samples) for d in self._sample_detectors]
+        self.plant.update(samples)  # states feed the rules below; not alerts themselves
+        changes.append(self.hidden.update_readings(self.plant.readings))
+        self.fake.observe_readings(self.plant.readings)
+        return self._emit(changes)
 
     def advance(self, now: float) -> list[Alert]:
         """Move the watermark to ``now``, sweeping at every grid instant passed."""
         changed: list[Alert] = []
         for instant in self._grid.passed(now):
             self.stats.sweeps += 1
-            changed.extend(self._emit([d.sweep(instant) for d in self._detectors]))
+            changes = [d.sweep(instant) for d in self._sweep_detectors]
+            changes.append(self.fake.sweep_site(instant, self.silence.silent,
+                                                self.silence.last_seen))
+            changes.append(self.fake.sweep_points(instant))
+            changed.extend(self._emit(changes))
         return changed
 
     def device_last_seen(self) -> np.ndarray:
@@ -109,6 +147,7 @@ class Pipeline:
     def _emit(self, changes: list[ConditionChanges]) -> list[Alert]:
         if not any(len(c) for c in changes):
             return []
-        alerts = self.alerts.apply(self._mapper.conditions(changes))
+        alerts = self.inhibitor.apply(self.alerts,
+                                      self.alerts.apply(self._mapper.conditions(changes)))
         self.stats.alerts_changed += len(alerts)
         return alerts

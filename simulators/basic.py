@@ -179,7 +179,11 @@ def nominal_value(point: PointSpec) -> float:
 
 
 def _working(enterprise: EnterpriseSpec, ts: float) -> bool:
-    """Whether the enterprise's schedule says it produces at ``ts``."""
+    """Whether the enterprise produces at ``ts``: inside its schedule and outside its
+    declared stops (an honest site; hidden operation is the realistic simulator's job)."""
+    for period in enterprise.declared:
+        if period.state == "stopped" and period.from_.timestamp() <= ts < period.to.timestamp():
+            return False
     schedule = enterprise.schedule
     if schedule is None:
         return True

@@ -1,0 +1,210 @@
+"""Interlock violations: production running while its safety equipment is not.
+
+Each rule relates points of two devices, so it cannot be judged on one sample: the
+detector keeps the latest usable value of every point a rule names and evaluates all
+rules together at each sweep of the watermark clock (every few seconds of event time),
+as whole-array operations over the rule table.  The rules (built from the registry by
+``gateway.registry.topology``):
+
+* **fan** (dust): a production line draws more than ``power_on_kw`` while the dust
+  collector's fan run state is 0 (粉尘涉爆: dust produced with no extraction);
+* **cooling** (metallurgy): the induction furnace is energised while the coil cooling
+  inlet flow is below its ``lo`` limit, or the pressure below its own;
+* **leak** (metallurgy): energised while the outlet flow falls short of the inlet flow
+  by more than ``other_limit`` of it (water escaping inside the furnace: steam
+  explosion risk).
+
+A rule fires once its violation has held for ``on_delay_s`` of event time and clears at
+the first sweep where it no longer holds; flows and pressure must recover past a 5 %
+deadband to clear.  When either side has gone stale (no data for ``stale_factor`` ×
+its interval) the rule keeps its state: a missing reading proves nothing, and silence
+has its own rule.  Samples flagged F (stopped) are used (a stopped pump's flow is a
+real zero); other non-normal flags are not.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from detectors._segments import read_only
+from detectors.base import QUALITY_CODES, QUALITY_NORMAL, ConditionChanges, SampleBatch
+
+FAN, COOLING, LEAK = 1, 2, 3
+"""Rule kinds (the topology's ``INTERLOCK_*`` codes)."""
+
+_USABLE = (QUALITY_NORMAL, QUALITY_CODES["F"])
+_DEADBAND = 0.05
+
+
+class InterlockDetector:
+    """Cross-device interlock rules, judged at sweeps.
+
+    Parameters (one entry per rule unless said): ``kind`` (:data:`FAN`,
+    :data:`COOLING`, :data:`LEAK`); ``power_point`` and ``power_on_kw`` (kW);
+    ``guard_point`` and ``guard_limit`` (fan: run state below it is off; cooling: flow
+    below it is too low; leak: inlet flow must exceed it for a shortfall to count);
+    ``other_point`` and ``other_limit`` (cooling: pressure point or -1, and its limit;
+    leak: outlet flow point, and the largest allowed shortfall as a fraction of inlet
+    flow); ``subject`` (the point an alert is
+    about); ``point_interval_s`` (expected interval of every registry point, s);
+    ``on_delay_s`` (60 s); ``stale_factor`` (3).
+
+    Changes: ``subject`` = rule row, ``severity`` 1/0, ``value`` = the guard's value
+    (the shortfall fraction for a leak), ``limit`` = its limit.
+
+    >>> det = InterlockDetector(kind=[FAN], power_point=[0], power_on_kw=[18.0],
+    ...     guard_point=[1], guard_limit=[0.5], other_point=[-1], other_limit=[np.nan],
+    ...     subject=[1], point_interval_s=[60.0, 30.0], on_delay_s=60.0)
+    >>> _ = det.update(SampleBatch.from_arrays([0, 1], [0.0, 0.0], [60.0, 1.0]))
+    >>> len(det.sweep(5.0))
+    0
+    >>> _ = det.update(SampleBatch.from_arrays([0, 1], [30.0, 30.0], [61.0, 0.0]))
+    >>> [len(det.sweep(t)) for t in (35.0, 60.0, 90.0)]
+    [0, 0, 1]
+    >>> det.sweep(95.0).severity.tolist(), det.active.tolist()
+    ([], [True])
+    """
+
+    rule = "interlock_violation"
+
+    def __init__(
+        self,
+        kind: ArrayLike,
+        power_point: ArrayLike,
+        power_on_kw: ArrayLike,
+        guard_point: ArrayLike,
+        guard_limit: ArrayLike,
+        other_point: ArrayLike,
+        other_limit: ArrayLike,
+        subject: ArrayLike,
+        point_interval_s: ArrayLike,
+        *,
+        on_delay_s: float = 60.0,
+        stale_factor: float = 3.0,
+    ) -> None:
+        self._kind = np.asarray(kind, dtype=np.int8)
+        n = self._kind.shape[0]
+        self._power = np.asarray(power_point, dtype=np.int32)
+        self._on_kw = np.asarray(power_on_kw, dtype=np.float64)
+        self._guard = np.asarray(guard_point, dtype=np.int32)
+        self._guard_limit = np.asarray(guard_limit, dtype=np.float64)
+        self._other = np.asarray(other_point, dtype=np.int32)
+        self._other_limit = np.asarray(other_limit, dtype=np.float64)
+        self._subject = np.asarray(subject, dtype=np.int32)
+        for name, a in (("power_point", self._power), ("power_on_kw", self._on_kw),
+                        ("guard_point", self._guard), ("guard_limit", self._guard_limit),
+                        ("other_point", self._other), ("other_limit", self._other_limit),
+                        ("subject", self._subject)):
+            if a.shape != (n,):
+                raise ValueError(f"{name} must have one entry per rule")
+        interval = np.asarray(point_interval_s, dtype=np.float64)
+        self.n_rules = n
+        self._on_delay, self._stale = float(on_delay_s), float(stale_factor)
+        self._stale_s = interval * self._stale
+        self._watched = np.zeros(interval.shape[0], dtype=np.bool_)
+        for points in (self._power, self._guard, self._other):
+            self._watched[points[points >= 0]] = True
+        self._value = np.full(interval.shape[0], np.nan)
+        self._ts = np.full(interval.shape[0], -np.inf)
+
+        self._active = np.zeros(n, dtype=np.bool_)
+        self._dirty = False
+        """New data since the last evaluation."""
+        self._pending = False
+        """Some violation is waiting out its on-delay."""
+        self._guard_since = np.full(n, np.nan)
+        self._power_since = np.full(n, np.nan)
+        self.samples_ignored = 0
+
+    @property
+    def active(self) -> NDArray[np.bool_]:
+        return read_only(self._active)
+
+    def latest(self, point: int) -> tuple[float, float]:
+        """(ts, value) of the latest usable sample of a watched point (for evidence)."""
+        return float(self._ts[point]), float(self._value[point])
+
+    def rule_points(self, rule: int) -> tuple[int, int, int]:
+        """(power, guard, other) point of a rule (other: -1 when none)."""
+        return int(self._power[rule]), int(self._guard[rule]), int(self._other[rule])
+
+    def update(self, batch: SampleBatch) -> ConditionChanges:
+        """Keep the latest usable value of every watched point (rules run at sweeps)."""
+        if len(batch) == 0:
+            return ConditionChanges.none(self.rule)
+        p = batch.point
+        keep = self._watched[p] & np.isfinite(batch.value) & np.isfinite(batch.ts)
+        keep &= np.isin(batch.quality, _USABLE)
+        self.samples_ignored += int(np.count_nonzero(self._watched[p] & ~keep))
+        p, t, v = p[keep], batch.ts[keep], batch.value[keep]
+        if p.shape[0] == 0:
+            return ConditionChanges.none(self.rule)
+        # Latest per point: sort by (point, ts) and take each point's last row, newer
+        # than what is held (ties: the first in arrival order, as elsewhere).
+        order = np.lexsort((-np.arange(p.shape[0]), t, p))
+        p, t, v = p[order], t[order], v[order]
+        last = np.r_[p[1:] != p[:-1], True]
+        p, t, v = p[last], t[last], v[last]
+        newer = t > self._ts[p]
+        self._ts[p[newer]] = t[newer]
+        self._value[p[newer]] = v[newer]
+        self._dirty = self._dirty or bool(newer.any())
+        return ConditionChanges.none(self.rule)
+
+    def sweep(self, now: float) -> ConditionChanges:
+        # Verdicts change only with new data or when an on-delay runs out; going
+        # stale changes nothing.  Skipping idle sweeps keeps replays fast.
+        if self.n_rules == 0 or not (self._dirty or self._pending):
+            return ConditionChanges.none(self.rule)
+        self._dirty = False
+        power, guard, other = self._power, self._guard, self._other
+        has_other = other >= 0
+        o = np.where(has_other, other, 0)
+        fresh = ((now - self._ts[power] <= self._stale_s[power])
+                 & (now - self._ts[guard] <= self._stale_s[guard])
+                 & (~has_other | (now - self._ts[o] <= self._stale_s[o])))
+        kw, g = self._value[power], self._value[guard]
+        ov = np.where(has_other, self._value[o], np.nan)
+        active = self._active
+        # Recovering needs the deadband; entering only the limit.
+        slack = np.where(active, 1.0 + _DEADBAND, 1.0)
+        shortfall = (g - ov) / np.maximum(g, 1e-9)
+        guard_bad = np.select(
+            [self._kind == FAN, self._kind == COOLING, self._kind == LEAK],
+            [g < self._guard_limit,
+             (g < self._guard_limit * slack) | (has_other & (ov < self._other_limit * slack)),
+             (g > np.fmax(self._guard_limit, 0.0)) & (shortfall > self._other_limit / slack)],
+            default=False)
+        power_on = kw > self._on_kw
+        self._guard_since = _since(guard_bad, self._guard_since,
+                                   np.where(self._kind == LEAK,
+                                            np.maximum(self._ts[guard], self._ts[o]),
+                                            self._ts[guard]))
+        self._power_since = _since(power_on, self._power_since, self._ts[power])
+        violated = guard_bad & power_on
+        since = np.maximum(self._guard_since, self._power_since)
+        waiting = fresh & violated & ~active
+        fire = waiting & (now - since >= self._on_delay)
+        self._pending = bool((waiting & ~fire).any())
+        clear = fresh & ~violated & active
+        if not (fire.any() or clear.any()):
+            return ConditionChanges.none(self.rule)
+        active[fire] = True
+        active[clear] = False
+        rows = np.flatnonzero(fire | clear).astype(np.int32)
+        firing = fire[rows]
+        measure = np.where(self._kind == LEAK, shortfall, g)[rows]
+        limit = np.where(self._kind == LEAK, self._other_limit, self._guard_limit)[rows]
+        return ConditionChanges(
+            rule=self.rule, subject=rows, ts=np.full(rows.shape[0], now),
+            since=np.where(firing, since[rows], now),
+            severity=firing.astype(np.int8), value=measure,
+            limit=np.where(firing, limit, np.nan))
+
+
+def _since(condition: NDArray[np.bool_], held: NDArray[np.float64],
+           sample_ts: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Start of each condition's current run: kept while it holds, set to the sample
+    that first showed it, NaN once it stops."""
+    return np.where(condition, np.where(np.isnan(held), sample_ts, held), np.nan)
