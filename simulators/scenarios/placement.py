@@ -35,9 +35,20 @@ def place(b: SiteBuild, spec: ScenarioSpec, rng: np.random.Generator) -> Placed 
     producing = probe.producing()
     ok = producing if spec.needs != "off" else ~expand_busy(b.grid, producing)
     if spec.needs == "history":
-        ok = ok & (b.grid >= b.start + 86_400.0 + 2 * H)
+        # A faker replays a day that looked normal: the source hours must be producing.
+        ok = ok & (b.grid >= b.start + 86_400.0 + 2 * H) & (
+            _days_ago(producing, 1) | _days_ago(producing, 7))
     window = _find(b, ok, spec.duration_s, rng)
     return None if window is None else Placed(spec, *window)
+
+
+def _days_ago(mask: BOOL, days: int) -> BOOL:
+    """``mask`` as it was ``days`` earlier on the base grid (False before the start)."""
+    steps = int(days * 86_400.0 / BASE_STEP_S)
+    out = np.zeros_like(mask)
+    if steps < mask.size:
+        out[steps:] = mask[: mask.size - steps]
+    return out
 
 
 def expand_busy(grid: F64, mask: BOOL, pad_s: float = 2 * H) -> BOOL:

@@ -47,12 +47,16 @@ def frozen(b: SiteBuild, p: Placed, rng: np.random.Generator) -> None:
 
 
 def replay(b: SiteBuild, p: Placed, rng: np.random.Generator) -> None:
-    """Old data re-sent: a week back when the span allows, else a day; the noisy variant
-    disguises analogue points but leaves run states alone, as a faker would."""
+    """Old data re-sent from a day when the equipment ran at those hours (a faker
+    replays a normal-looking day): a week back when possible, else the nearest earlier
+    day; the noisy variant disguises analogue points but leaves run states alone."""
     s = b.devices[b.watched()]
-    back = 7 if p.start - 7 * 86_400.0 >= b.start else 1
     idx = np.flatnonzero(window_mask(s.ts, p.start, p.end))
-    src = idx - int(back * 86_400.0 / s.interval_s)
+    per_day = int(86_400.0 / s.interval_s)
+    running = [d for d in (7, 1, 2, 3, 4, 5, 6)
+               if idx[0] - d * per_day >= 0 and not s.stopped[idx - d * per_day].any()]
+    back = running[0] if running else (7 if idx[0] - 7 * per_day >= 0 else 1)
+    src = idx - back * per_day
     noisy = p.spec.name.endswith("noisy")
     if noisy:
         src = np.clip(src + int(rng.integers(-1, 2)), 0, None)
