@@ -42,11 +42,12 @@ class ConditionMapper:
             "threshold": self._threshold, "silence": self._silence}
 
     @property
-    def subjects(self) -> dict[str, list[Subject]]:
-        """Subjects by level, for builders of other rules."""
-        return {"enterprise_subjects": self.enterprise_subjects,
-                "device_subjects": self._device_subjects,
-                "point_subjects": self._point_subjects}
+    def device_subjects(self) -> list[Subject]:
+        return self._device_subjects
+
+    @property
+    def point_subjects(self) -> list[Subject]:
+        return self._point_subjects
 
     def add_plant_rules(self, plant: PlantConditions) -> None:
         """Map the plant-level rules (hidden operation, faking, interlocks) too."""
@@ -55,6 +56,8 @@ class ConditionMapper:
             "fake_offline": plant.fake_offline,
             "fake_offline_site": plant.site_silent,
             "interlock_violation": plant.interlock,
+            "rate_of_change": plant.rate_of_change,
+            "event_burst": plant.event_burst,
         })
 
     def add_rule(self, rule: str, build: Callable[[ConditionChanges, int], Condition]) -> None:

@@ -18,17 +18,22 @@ from alerting import Alert, AlertManager
 from alerting.inhibition import Inhibitor
 from detectors import ConditionChanges, SilenceDetector, ThresholdDetector
 from detectors.base import Detector
+from detectors.events import EventBurstDetector
 from detectors.fake_offline import FakeOfflineDetector
 from detectors.hidden_operation import HiddenOperationDetector
 from detectors.interlock import InterlockDetector
 from detectors.plant_state import PlantStateDetector
+from detectors.rate import RateOfChangeDetector
 from detectors.window import RecentWindow
 from gateway.clock import SweepGrid
 from gateway.conditions import ConditionMapper
 from gateway.ingest.decode import Decoded, DeviceStatus
 from gateway.plant_conditions import PlantConditions
-from gateway.registry import Registry
+from gateway.registry import Registry, RegistryIndex
 from gateway.registry.topology import build_topology
+
+SPARK_EVENTS = frozenset({"spark_detected"})
+"""Event types counted by the burst rule (CONTRACT.md §1 event payloads)."""
 
 
 @dataclass(slots=True)
@@ -89,16 +94,23 @@ class Pipeline:
             index.device_enterprise, topo.device_monitoring, topo.enterprise_reference_meter,
             topo.meter_enterprise, topo.meter_interval_s, index.point_enterprise,
         )
-        self._sample_detectors: list[Detector] = [self.threshold, self.silence, self.interlock]
+        self.rate = RateOfChangeDetector(
+            index.point_rate_hi_per_min, capacity=_rate_capacity(index, window_s=300.0))
+        self.sparks = EventBurstDetector(index.n_devices)
+        self._sample_detectors: list[Detector] = [
+            self.threshold, self.silence, self.interlock, self.rate]
         self._sweep_detectors: list[Detector] = [
-            self.threshold, self.silence, self.hidden, self.interlock]
+            self.threshold, self.silence, self.hidden, self.interlock, self.sparks]
         self.window = RecentWindow(index.n_points, depth=evidence_depth)
         self.alerts = AlertManager(locale=locale)
         self.inhibitor = Inhibitor()
         self._mapper = ConditionMapper(registry, silence_k=silence_k, window=self.window)
-        self._mapper.add_plant_rules(PlantConditions(
-            registry, topo, window=self.window, hidden=self.hidden,
-            interlock=self.interlock, fake=self.fake, **self._mapper.subjects))
+        mapper = self._mapper
+        mapper.add_plant_rules(PlantConditions(
+            registry, topo, enterprise_subjects=mapper.enterprise_subjects,
+            device_subjects=mapper.device_subjects, point_subjects=mapper.point_subjects,
+            window=self.window, hidden=self.hidden, interlock=self.interlock, fake=self.fake,
+            burst_window_s=self.sparks.window_s))
         self._grid = SweepGrid(sweep_interval_s)
         self.stats = PipelineStats()
 
@@ -118,7 +130,8 @@ class Pipeline:
             known = stats.last_status.get(status.device)
             if known is None or status.ts >= known.ts:
                 stats.last_status[status.device] = status
-        if not len(decoded.samples) and not len(decoded.samples.heartbeat_device):
+        if (not len(decoded.samples) and not len(decoded.samples.heartbeat_device)
+                and not decoded.events):
             return []
         samples = decoded.samples
         self.window.update(samples)
@@ -126,6 +139,10 @@ class Pipeline:
         self.plant.update(samples)  # states feed the rules below; not alerts themselves
         changes.append(self.hidden.update_readings(self.plant.readings))
         self.fake.observe_readings(self.plant.readings)
+        sparks = [e for e in decoded.events if e.type in SPARK_EVENTS]
+        if sparks:
+            changes.append(self.sparks.update_events([e.device for e in sparks],
+                                                     [e.ts for e in sparks]))
         return self._emit(changes)
 
     def advance(self, now: float) -> list[Alert]:
@@ -151,3 +168,13 @@ class Pipeline:
                                       self.alerts.apply(self._mapper.conditions(changes)))
         self.stats.alerts_changed += len(alerts)
         return alerts
+
+
+def _rate_capacity(index: RegistryIndex, *, window_s: float) -> int:
+    """Ring size of the rate rule: enough samples for its window at the fastest
+    reporting interval among points that have a rate limit (16 to 512)."""
+    ruled = np.isfinite(index.point_rate_hi_per_min)
+    if not ruled.any():
+        return 16
+    fastest = float(index.device_expected_interval_s[index.point_device[ruled]].min())
+    return int(np.clip(np.ceil(window_s / max(fastest, 1e-3)) + 2, 16, 512))

@@ -45,7 +45,8 @@ class PlantConditions:
                  point_subjects: list[Subject], window: RecentWindow | None,
                  hidden: HiddenOperationDetector | None = None,
                  interlock: InterlockDetector | None = None,
-                 fake: FakeOfflineDetector | None = None) -> None:
+                 fake: FakeOfflineDetector | None = None,
+                 burst_window_s: float = 600.0) -> None:
         self._registry = registry
         self._topology = topology
         self._enterprises = enterprise_subjects
@@ -55,6 +56,7 @@ class PlantConditions:
         self._hidden = hidden
         self._interlock = interlock
         self._fake = fake
+        self._burst_window_s = burst_window_s
 
     # -- hidden operation --------------------------------------------------------------
 
@@ -171,6 +173,45 @@ class PlantConditions:
         return Condition(kind="interlock_violation", subject=subject, active=True,
                          level=INTERLOCK_LEVEL, started_at=since, at=at, evidence=evidence,
                          detail=_interlock_detail(kind, evidence))
+
+    # -- rate of change and event bursts ------------------------------------------------
+
+    def rate_of_change(self, change: ConditionChanges, row: int) -> Condition:
+        point = int(change.subject[row])
+        subject = self._points[point]
+        at, since = float(change.ts[row]), float(change.since[row])
+        if int(change.severity[row]) == 0:
+            return Condition(kind="rate_of_change", subject=subject, active=False, level=4,
+                             started_at=since, at=at,
+                             evidence={"rule": "rate_of_change", "cleared_by_slope_per_min":
+                                       _finite(float(change.value[row])), "at": iso(at)})
+        slope, limit = float(change.value[row]), float(change.limit[row])
+        evidence = {"rule": "rate_of_change", "slope_per_min": round(slope, 3),
+                    "limit_per_min": limit, "unit": subject.unit,
+                    "method": "least-squares slope over the last 5 min",
+                    "window": self._curve(point)}
+        return Condition(kind="rate_of_change", subject=subject, active=True, level=RATE_LEVEL,
+                         started_at=since, at=at, evidence=evidence,
+                         detail={"phrase": "rate_of_change", "value": round(slope, 2),
+                                 "limit": limit})
+
+    def event_burst(self, change: ConditionChanges, row: int) -> Condition:
+        """Repeated spark alarms of one dust collector: an abnormal working condition."""
+        device = int(change.subject[row])
+        subject = self._devices[device]
+        at, since = float(change.ts[row]), float(change.since[row])
+        if int(change.severity[row]) == 0:
+            return Condition(kind="abnormal_condition", subject=subject, active=False,
+                             level=4, started_at=since, at=at,
+                             evidence={"rule": "event_burst", "quiet_since": iso(since)})
+        count = int(change.value[row])
+        window_s = self._burst_window_s
+        evidence = {"rule": "event_burst", "event": "spark_detected", "count": count,
+                    "window_s": window_s, "first_event": iso(since), "burst_at": iso(at)}
+        return Condition(kind="abnormal_condition", subject=subject, active=True,
+                         level=BURST_LEVEL, started_at=since, at=at, evidence=evidence,
+                         detail={"phrase": "event_burst", "count": count,
+                                 "window_s": window_s})
 
     def _side(self, point: int, unit: str | None) -> dict[str, Any]:
         index = self._registry.index
