@@ -51,6 +51,8 @@ class AlertManager:
         self._locale = locale
         self._open: dict[str, Alert] = {}
         self._last: dict[str, _Occurrence] = {}
+        self._annotations: set[str] = set()
+        """Evidence keys written by :meth:`annotate`, kept across condition updates."""
         self.stats: dict[str, int] = dict.fromkeys(STAT_KEYS, 0)
 
     def apply(self, conditions: Iterable[Condition]) -> list[Alert]:
@@ -99,6 +101,7 @@ class AlertManager:
         alert = self._open.get(fp)
         if alert is None or alert.evidence.get(key) == value:
             return None
+        self._annotations.add(key)
         alert.evidence = {**alert.evidence, key: value}
         alert.updated_at = max(alert.updated_at, at)
         self.stats["updated"] += 1
@@ -144,13 +147,16 @@ class AlertManager:
         without keeping the previous detail around (restored alerts have none).
         """
         title = self._title(condition)
-        if (condition.level == alert.level and condition.evidence == alert.evidence
-                and title == alert.title):
+        # Marks added by later stages (annotate) are facts about the alert, not part of
+        # what the detector says: keep them, and do not let them defeat deduplication.
+        evidence = {**condition.evidence,
+                    **{k: alert.evidence[k] for k in self._annotations if k in alert.evidence}}
+        if condition.level == alert.level and evidence == alert.evidence and title == alert.title:
             self.stats["deduplicated"] += 1
             return None
         alert.level = condition.level
         alert.title = title
-        alert.evidence = dict(condition.evidence)
+        alert.evidence = evidence
         alert.updated_at = max(alert.updated_at, condition.at)
         self.stats["updated"] += 1
         return alert

@@ -20,7 +20,8 @@ Parameters: ``device_enterprise``, ``device_monitoring`` (per device),
 ``enterprise_reference_meter`` (per enterprise, -1: none), ``meter_enterprise``,
 ``meter_interval_s`` (per meter), ``point_enterprise`` (per point), ``on_delay_s``
 (1800 s), ``skew_s`` (tolerated clock skew between the meter and the site, 60 s),
-``ring`` (meter readings remembered per meter, 24: six hours of a 15-minute meter).
+``ring`` (readings remembered per reference meter, 24: six hours of a 15-minute meter;
+only reference meters keep them).
 """
 
 from __future__ import annotations
@@ -81,9 +82,16 @@ class FakeOfflineDetector:
         self._on_delay, self._skew = float(on_delay_s), float(skew_s)
         self._n_monitoring = np.bincount(self._device_enterprise[self._monitoring],
                                          minlength=self.n_enterprises)
-        self._ring_ts = np.full((n_meters, ring), -np.inf)
-        self._ring_state = np.zeros((n_meters, ring), dtype=np.int8)
-        self._ring_next = np.zeros(n_meters, dtype=np.int64)
+        refs = np.unique(self._reference[self._reference >= 0])
+        self._slot = np.full(n_meters, -1, dtype=np.int64)
+        """Meter → row of the reading rings (-1: not a reference meter)."""
+        self._slot[refs] = np.arange(refs.shape[0])
+        self._ref_slot = np.full(self.n_enterprises, -1, dtype=np.int64)
+        has = self._reference >= 0
+        self._ref_slot[has] = self._slot[self._reference[has]]
+        self._ring_ts = np.full((refs.shape[0], ring), -np.inf)
+        self._ring_state = np.zeros((refs.shape[0], ring), dtype=np.int8)
+        self._ring_next = np.zeros(refs.shape[0], dtype=np.int64)
         self._meter_state = np.zeros(n_meters, dtype=np.int8)
         self._site_active = np.zeros(self.n_enterprises, dtype=np.bool_)
         self._site_since = np.full(self.n_enterprises, np.nan)
@@ -99,6 +107,8 @@ class FakeOfflineDetector:
         self._tamper_since = np.full(n_points, np.nan)
         self._tamper_value = np.full(n_points, np.nan)
         self._point_active = np.zeros(n_points, dtype=np.bool_)
+        self._points_dirty = False
+        """Tamper verdicts or meter states changed since the last point evaluation."""
 
     @property
     def site_active(self) -> NDArray[np.bool_]:
@@ -119,7 +129,8 @@ class FakeOfflineDetector:
         meter = int(self._reference[enterprise])
         if meter < 0:
             return []
-        rows = sorted(zip(self._ring_ts[meter].tolist(), self._ring_state[meter].tolist(),
+        slot = int(self._slot[meter])
+        rows = sorted(zip(self._ring_ts[slot].tolist(), self._ring_state[slot].tolist(),
                           strict=True))
         return [(t, s) for t, s in rows if t - self._interval[meter] >= since - self._skew]
 
@@ -135,12 +146,18 @@ class FakeOfflineDetector:
             return
         last = np.r_[r.meter[1:] != r.meter[:-1], True]
         self._meter_state[r.meter[last]] = r.state[last]
-        first = np.r_[True, r.meter[1:] != r.meter[:-1]]
-        rank = np.arange(r.meter.shape[0]) - np.flatnonzero(first)[np.cumsum(first) - 1]
-        slot = (self._ring_next[r.meter] + rank) % self._ring_ts.shape[1]
-        self._ring_ts[r.meter, slot] = r.ts
-        self._ring_state[r.meter, slot] = r.state
-        np.add.at(self._ring_next, r.meter, 1)
+        self._points_dirty = True
+        ref = self._slot[r.meter]
+        keep = ref >= 0
+        if not keep.any():
+            return
+        ref, ts, state = ref[keep], r.ts[keep], r.state[keep]
+        first = np.r_[True, ref[1:] != ref[:-1]]
+        rank = np.arange(ref.shape[0]) - np.flatnonzero(first)[np.cumsum(first) - 1]
+        column = (self._ring_next[ref] + rank) % self._ring_ts.shape[1]
+        self._ring_ts[ref, column] = ts
+        self._ring_state[ref, column] = state
+        np.add.at(self._ring_next, ref, 1)
         self._dirty = True
 
     def observe_tamper(self, changes: ConditionChanges) -> None:
@@ -151,6 +168,7 @@ class FakeOfflineDetector:
         self._tamper_code[p] = changes.severity
         self._tamper_since[p] = np.where(changes.severity > 0, changes.since, np.nan)
         self._tamper_value[p] = changes.value
+        self._points_dirty = True
 
     # -- decisions ---------------------------------------------------------------------
 
@@ -177,10 +195,10 @@ class FakeOfflineDetector:
         start = np.full(self.n_enterprises, -np.inf)
         np.maximum.at(start, e_of[mon], seen[mon])
 
-        ref = self._reference
-        has_ref = ref >= 0
-        r = np.where(has_ref, ref, 0)
-        inside = (self._ring_ts[r] - self._interval[r][:, None]) >= (start - self._skew)[:, None]
+        has_ref = self._ref_slot >= 0
+        r = np.maximum(self._ref_slot, 0)
+        interval = self._interval[np.maximum(self._reference, 0)]
+        inside = (self._ring_ts[r] - interval[:, None]) >= (start - self._skew)[:, None]
         n_inside = inside.sum(axis=1)
         n_producing = (inside & (self._ring_state[r] == PRODUCTION)).sum(axis=1)
         running = has_ref & (n_inside > 0) & (n_producing == n_inside)
@@ -204,6 +222,11 @@ class FakeOfflineDetector:
             limit=np.where(firing, self._on_delay, np.nan))
 
     def sweep_points(self, now: float) -> ConditionChanges:
+        if not self._points_dirty:
+            return ConditionChanges.none(self.rule)
+        self._points_dirty = False
+        if not (self._tamper_code.any() or self._point_active.any()):
+            return ConditionChanges.none(self.rule)
         producing = self.producing()[self._point_enterprise]
         want = (self._tamper_code > 0) & producing
         fire = want & ~self._point_active

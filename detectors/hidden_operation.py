@@ -13,7 +13,7 @@ shapes:
   well below ``k``) keeps ``S`` at zero.
 
 The alert is per enterprise: it fires when its first meter fires and clears when the
-last one clears (``clear_intervals`` samples below ``clear_below``) or when the
+last one clears (load below ``clear_below`` for ``clear_after_s``) or when the
 declared stop ends.  Evidence (which meter, the declared period, floor, production
 level, excess energy above the floor) is kept in :attr:`HiddenOperationDetector.fired`.
 
@@ -62,9 +62,13 @@ class HiddenOperationDetector:
       by (enterprise, from), not overlapping within an enterprise.
     * ``min_intervals`` (2) and ``min_run_s`` (600 s): a production run must have this
       many samples and span this long (first sample to last, plus one interval).
-    * ``cusum_allowance`` ``k`` (0.1) and ``cusum_limit`` ``h`` (0.3 load-hours).
-    * ``clear_below`` (0.15) and ``clear_intervals`` (2): consecutive low samples that
-      end an episode.
+    * ``cusum_allowance`` ``k`` (0.2) and ``cusum_limit`` ``h`` (0.3 load-hours): an
+      honest stop hovers at ``u`` of 0.1-0.15 (night lighting, offices on the total
+      meter), which must not accumulate.
+    * ``clear_below`` (0.15) and ``clear_after_s`` (1200 s): an episode ends once the
+      load has stayed low this long (first low sample to the latest, plus one interval):
+      long enough to ride through a furnace's pour and charge, short enough to end
+      within a lunch break so the afternoon's production is a new, separate alert.
 
     Changes: ``subject`` = enterprise, ``severity`` 1 (fired) or 0 (cleared),
     ``value`` = excess kWh when firing, ``limit`` = the firing meter's row.
@@ -93,10 +97,10 @@ class HiddenOperationDetector:
         *,
         min_intervals: int = 2,
         min_run_s: float = 600.0,
-        cusum_allowance: float = 0.1,
+        cusum_allowance: float = 0.2,
         cusum_limit: float = 0.3,
         clear_below: float = 0.15,
-        clear_intervals: int = 2,
+        clear_after_s: float = 1200.0,
     ) -> None:
         self._meter_enterprise = np.asarray(meter_enterprise, dtype=np.int32)
         self._interval = np.asarray(meter_interval_s, dtype=np.float64)
@@ -107,7 +111,7 @@ class HiddenOperationDetector:
         self.set_stops(stop_enterprise, stop_from, stop_to)
         self._min_intervals, self._min_run_s = int(min_intervals), float(min_run_s)
         self._k, self._h = float(cusum_allowance), float(cusum_limit)
-        self._clear_below, self._clear_intervals = float(clear_below), int(clear_intervals)
+        self._clear_below, self._clear_after = float(clear_below), float(clear_after_s)
 
         self._run = np.zeros(n, dtype=np.int32)
         self._run_start = np.full(n, np.nan)
@@ -115,7 +119,8 @@ class HiddenOperationDetector:
         self._episode_start = np.full(n, np.nan)
         """First sample of the current candidate episode (run or non-zero CUSUM)."""
         self._excess_kwh = np.zeros(n)
-        self._low_run = np.zeros(n, dtype=np.int32)
+        self._low_since = np.full(n, np.nan)
+        """First sample of the current run of low load while active."""
         self._active = np.zeros(n, dtype=np.bool_)
         self._stop = np.full(n, -1, dtype=np.int32)
         self._last_ts = np.full(n, -np.inf)
@@ -174,6 +179,8 @@ class HiddenOperationDetector:
 
     def sweep(self, now: float) -> ConditionChanges:
         """Episodes end with their declared stop, even if the meter says nothing more."""
+        if not self._active.any():
+            return ConditionChanges.none(self.rule)
         ending = np.flatnonzero(self._active & (self._stop >= 0))
         ending = ending[self._stop_to[self._stop[ending]] <= now]
         if ending.shape[0] == 0:
@@ -224,8 +231,9 @@ class HiddenOperationDetector:
         fire = ~self._active[mj] & (run_long | (self._cusum[mj] >= self._h))
         self._active[mj[fire]] = True
         low = self._active[mj] & ~fire & (uj < self._clear_below)
-        self._low_run[mj] = np.where(low, self._low_run[mj] + 1, 0)
-        clear = self._active[mj] & (self._low_run[mj] >= self._clear_intervals)
+        self._low_since[mj] = np.where(low, np.fmin(self._low_since[mj], tj), np.nan)
+        clear = self._active[mj] & (tj - self._low_since[mj] + self._interval[mj]
+                                    >= self._clear_after)
         for i in np.flatnonzero(fire).tolist():
             row = int(rows[j[i]])
             self._remember(int(mj[i]), int(stop[j[i]]), r, row,
@@ -252,7 +260,7 @@ class HiddenOperationDetector:
         self._cusum[m] = 0.0
         self._episode_start[m] = np.nan
         self._excess_kwh[m] = 0.0
-        self._low_run[m] = 0
+        self._low_since[m] = np.nan
         self._stop[m] = -1
 
     def _per_enterprise(self, events: list[tuple[NDArray[np.int32], NDArray[np.float64],

@@ -47,7 +47,7 @@ _X_MAX = 1.3
 """Histogram range as a fraction of rated power; bins are finer near zero (square-root
 spacing) where the floor lives."""
 _PRIOR_FLOOR, _PRIOR_LEVEL = 0.03, 0.6
-_MIN_SPAN = 0.5
+_MIN_SPAN = 0.35
 """The production level is at least this far (fraction of rated) above the floor: a
 meter that has only ever seen idle load must not call a flicker production, and a
 maintenance load of up to 5 % of rated stays below ``u = 0.1`` (the hidden-operation

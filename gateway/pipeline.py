@@ -30,7 +30,11 @@ from gateway.conditions import ConditionMapper
 from gateway.ingest.decode import Decoded, DeviceStatus
 from gateway.plant_conditions import PlantConditions
 from gateway.registry import Registry, RegistryIndex
-from gateway.registry.topology import build_topology
+from gateway.registry.topology import SiteTopology, build_topology
+
+FAKE_OFFLINE_MEMORY_S = 6 * 3600.0
+"""Meter readings the site-silent rule remembers, in seconds of the fastest reference
+meter: the whole silence must be covered, well past the 30-minute on-delay."""
 
 SPARK_EVENTS = frozenset({"spark_detected"})
 """Event types counted by the burst rule (CONTRACT.md §1 event payloads)."""
@@ -93,6 +97,7 @@ class Pipeline:
         self.fake = FakeOfflineDetector(
             index.device_enterprise, topo.device_monitoring, topo.enterprise_reference_meter,
             topo.meter_enterprise, topo.meter_interval_s, index.point_enterprise,
+            ring=_meter_ring(topo, span_s=FAKE_OFFLINE_MEMORY_S),
         )
         self.rate = RateOfChangeDetector(
             index.point_rate_hi_per_min, capacity=_rate_capacity(index, window_s=300.0))
@@ -178,3 +183,12 @@ def _rate_capacity(index: RegistryIndex, *, window_s: float) -> int:
         return 16
     fastest = float(index.device_expected_interval_s[index.point_device[ruled]].min())
     return int(np.clip(np.ceil(window_s / max(fastest, 1e-3)) + 2, 16, 512))
+
+
+def _meter_ring(topo: SiteTopology, *, span_s: float) -> int:
+    """Readings per meter to keep ``span_s`` of the fastest reference meter (24..1024)."""
+    refs = topo.enterprise_reference_meter[topo.enterprise_reference_meter >= 0]
+    if refs.shape[0] == 0:
+        return 24
+    fastest = float(topo.meter_interval_s[refs].min())
+    return int(np.clip(np.ceil(span_s / max(fastest, 1.0)), 24, 1024))

@@ -82,7 +82,8 @@ class SiteTopology:
     """True for the utility's total meter, which does not report through the site."""
 
     stop_enterprise: NDArray[np.int32]
-    """Declared stops, sorted by (enterprise, from): owner, start, end (epoch s)."""
+    """Declared stops, sorted by (enterprise, from): owner, start, end (epoch s);
+    overlapping or touching stops of an enterprise are merged into one."""
     stop_from: NDArray[np.float64]
     stop_to: NDArray[np.float64]
     stop_reason: list[str]
@@ -143,7 +144,7 @@ def build_topology(spec: RegistrySpec, index: RegistryIndex) -> SiteTopology:
             site_meters.append((device, power, rated))
         rules += _interlocks(index, enterprise.devices, site_meters)
     m = np.array(meters, dtype=object).reshape(len(meters), 7)
-    stops.sort(key=lambda s: (s[0], s[1]))
+    stops = _merge_stops(sorted(stops, key=lambda s: (s[0], s[1])))
     s = np.array(stops, dtype=object).reshape(len(stops), 4)
     r = np.array(rules, dtype=np.float64).reshape(len(rules), 8)
     return SiteTopology(
@@ -169,6 +170,23 @@ def build_topology(spec: RegistrySpec, index: RegistryIndex) -> SiteTopology:
         interlock_other_limit=r[:, 6],
         interlock_subject=r[:, 7].astype(np.int32),
     )
+
+
+def _merge_stops(stops: list[tuple[int, float, float, str]]
+                 ) -> list[tuple[int, float, float, str]]:
+    """Overlapping or touching stops of one enterprise (sorted) as one: the hidden
+    operation rule looks up a single stop per instant, so a short stop inside a long one
+    would hide the rest of the long one, and back-to-back stops would end an episode."""
+    merged: list[tuple[int, float, float, str]] = []
+    for enterprise, start, end, reason in stops:
+        if merged and merged[-1][0] == enterprise and start <= merged[-1][2]:
+            _, first, last, reasons = merged[-1]
+            if reason and reason not in reasons.split("; "):
+                reasons = f"{reasons}; {reason}" if reasons else reason
+            merged[-1] = (enterprise, first, max(last, end), reasons)
+        else:
+            merged.append((enterprise, start, end, reason))
+    return merged
 
 
 def _interlocks(index: RegistryIndex, devices: list[DeviceSpec],
