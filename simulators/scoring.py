@@ -58,6 +58,9 @@ Per kind
       a positive label is credited to that label and is no violation).
 
 Alarm rates (ISA-18.2, all kinds together, alerts in the span)
+    Only annunciated alerts count: an alert whose evidence says ``inhibited_by`` (a
+    site-level parent covered it, :mod:`alerting.inhibition`) is no alarm to the
+    operator; it still counts in recall and precision above.
     ``alerts_per_hour`` = alerts / span hours, ``alerts_per_hour_per_enterprise`` = that
     / enterprises, ``max_per_10min`` = the most ``detected_at`` in any half-open window
     ``[t, t + flood_window_s)``, ``chattering`` = fingerprints with at least
@@ -134,6 +137,8 @@ class ScoredAlert:
     """``None`` while the alert is still open; it then counts as active to span end."""
     fingerprint: str = ""
     """Identity of *what* is wrong; empty means derive it as the service does."""
+    inhibited: bool = False
+    """Covered by a parent alert (``evidence.inhibited_by``): not annunciated."""
 
     def __post_init__(self) -> None:
         if not self.fingerprint:
@@ -167,6 +172,7 @@ class ScoredAlert:
                 detected_at=parse_time(data["detected_at"]),
                 resolved_at=None if resolved is None else parse_time(resolved),
                 fingerprint=str(data.get("fingerprint") or ""),
+                inhibited=_inhibited(data.get("evidence")),
             )
         except KeyError as exc:
             raise ValueError(f"alert lacks required key {exc.args[0]!r}") from exc
@@ -435,6 +441,7 @@ def _event_free_seconds(labels: Sequence[Label], enterprises: Iterable[str],
 
 def _alarm_rates(alerts: Sequence[ScoredAlert], enterprises: int, rules: ScoringRules,
                  span: tuple[float, float]) -> AlarmRates:
+    alerts = [a for a in alerts if not a.inhibited]
     hours = (span[1] - span[0]) / 3600.0
     per_hour = len(alerts) / hours if hours > 0 else None
     detected = np.sort(np.array([a.detected_at for a in alerts], dtype=np.float64))
@@ -484,6 +491,10 @@ def _code(codes: dict[str, int], value: str | None) -> int:
     if value is None:
         return -1
     return codes.setdefault(value, len(codes))
+
+
+def _inhibited(evidence: object) -> bool:
+    return isinstance(evidence, Mapping) and bool(evidence.get("inhibited_by"))
 
 
 def _opt_str(value: object) -> str | None:

@@ -465,3 +465,18 @@ def test_rates_stay_within_bounds(labels: list[Label], alerts: list[ScoredAlert]
             assert value is None or 0.0 <= value <= 1.0 + 1e-12
         assert sum(n for n, _ in row.by_scenario.values()) == row.events
     assert report.rates.max_per_10min <= report.alerts
+
+
+def test_inhibited_alerts_count_for_recall_but_not_as_alarms() -> None:
+    parent = alert(60, 1860, 2 * HOUR, kind="fake_offline")
+    covered = ScoredAlert.from_json({
+        "id": "child", "enterprise_id": "E1", "device_id": "DC1", "point": None,
+        "kind": "device_offline", "started_at": int((T0 + 60) * 1000),
+        "detected_at": int((T0 + 150) * 1000), "resolved_at": None,
+        "evidence": {"rule": "silence", "inhibited_by": "parent-id"}})
+    report = score([label(0, 2 * HOUR, "fake_offline"),
+                    label(0, 2 * HOUR, "device_offline", device="DC1")], [parent, covered])
+
+    assert covered.inhibited and not parent.inhibited
+    assert only(report, "device_offline").detected == 1
+    assert report.rates.alerts == 1
