@@ -477,6 +477,7 @@ def test_inhibited_alerts_count_for_recall_but_not_as_alarms() -> None:
     report = score([label(0, 2 * HOUR, "fake_offline"),
                     label(0, 2 * HOUR, "device_offline", device="DC1")], [parent, covered])
 
-    assert covered.inhibited and not parent.inhibited
+    assert covered.inhibited
+    assert not parent.inhibited
     assert only(report, "device_offline").detected == 1
     assert report.rates.alerts == 1
