@@ -191,34 +191,46 @@ class FakeOfflineDetector:
         mon = self._monitoring
         n_silent = np.bincount(e_of[mon & silent], minlength=self.n_enterprises)
         all_silent = (self._n_monitoring > 0) & (n_silent == self._n_monitoring)
-        seen = np.where(np.isnan(last_seen), self._watch_start, last_seen)
-        start = np.full(self.n_enterprises, -np.inf)
-        np.maximum.at(start, e_of[mon], seen[mon])
+        # Only sites that are silent, or already alerted, need the meter comparison;
+        # normally that is a handful out of thousands.
+        sites = np.flatnonzero(all_silent | self._site_active)
+        if sites.shape[0] == 0:
+            self._pending = False
+            return ConditionChanges.none(SITE_RULE)
+        devices = np.flatnonzero(mon & np.isin(e_of, sites))
+        seen = np.where(np.isnan(last_seen[devices]), self._watch_start, last_seen[devices])
+        latest = np.full(self.n_enterprises, -np.inf)
+        np.maximum.at(latest, e_of[devices], seen)
+        start = latest[sites]
 
-        has_ref = self._ref_slot >= 0
-        r = np.maximum(self._ref_slot, 0)
-        interval = self._interval[np.maximum(self._reference, 0)]
+        slot = self._ref_slot[sites]
+        has_ref = slot >= 0
+        r = np.maximum(slot, 0)
+        interval = self._interval[np.maximum(self._reference[sites], 0)]
         inside = (self._ring_ts[r] - interval[:, None]) >= (start - self._skew)[:, None]
         n_inside = inside.sum(axis=1)
         n_producing = (inside & (self._ring_state[r] == PRODUCTION)).sum(axis=1)
         running = has_ref & (n_inside > 0) & (n_producing == n_inside)
-        waiting = all_silent & running & ~self._site_active
+        active = self._site_active[sites]
+        silent_here = all_silent[sites]
+        waiting = silent_here & running & ~active
         fire = waiting & (now - start >= self._on_delay)
         self._pending = bool((waiting & ~fire).any())
         stopped = has_ref & (n_inside > 0) & (n_producing < n_inside)
-        clear = self._site_active & (~all_silent | stopped)
+        clear = active & (~silent_here | stopped)
         if not (fire.any() or clear.any()):
             return ConditionChanges.none(SITE_RULE)
-        self._site_active[fire] = True
-        self._site_active[clear] = False
-        self._site_since[fire] = start[fire]
-        rows = np.flatnonzero(fire | clear).astype(np.int32)
-        firing = fire[rows]
+        self._site_active[sites[fire]] = True
+        self._site_active[sites[clear]] = False
+        self._site_since[sites[fire]] = start[fire]
+        pick = np.flatnonzero(fire | clear)
+        firing = fire[pick]
         return ConditionChanges(
-            rule=SITE_RULE, subject=rows, ts=np.full(rows.shape[0], now),
-            since=np.where(firing, start[rows], now),
+            rule=SITE_RULE, subject=sites[pick].astype(np.int32),
+            ts=np.full(pick.shape[0], now),
+            since=np.where(firing, start[pick], now),
             severity=firing.astype(np.int8),
-            value=np.where(firing, (now - start[rows]), np.nan),
+            value=np.where(firing, now - start[pick], np.nan),
             limit=np.where(firing, self._on_delay, np.nan))
 
     def sweep_points(self, now: float) -> ConditionChanges:

@@ -24,6 +24,7 @@ from detectors.hidden_operation import HiddenOperationDetector
 from detectors.interlock import InterlockDetector
 from detectors.plant_state import PlantStateDetector
 from detectors.rate import RateOfChangeDetector
+from detectors.tamper import TamperDetector
 from detectors.window import RecentWindow
 from gateway.clock import SweepGrid
 from gateway.conditions import ConditionMapper
@@ -99,6 +100,8 @@ class Pipeline:
             topo.meter_enterprise, topo.meter_interval_s, index.point_enterprise,
             ring=_meter_ring(topo, span_s=FAKE_OFFLINE_MEMORY_S),
         )
+        self.tamper = TamperDetector(index.point_device, topo.point_tamper_watched,
+                                     topo.point_clone_group, n_devices=index.n_devices)
         self.rate = RateOfChangeDetector(
             index.point_rate_hi_per_min, capacity=_rate_capacity(index, window_s=300.0))
         self.sparks = EventBurstDetector(index.n_devices)
@@ -144,6 +147,7 @@ class Pipeline:
         self.plant.update(samples)  # states feed the rules below; not alerts themselves
         changes.append(self.hidden.update_readings(self.plant.readings))
         self.fake.observe_readings(self.plant.readings)
+        self.fake.observe_tamper(self.tamper.update(samples))
         sparks = [e for e in decoded.events if e.type in SPARK_EVENTS]
         if sparks:
             changes.append(self.sparks.update_events([e.device for e in sparks],
@@ -158,6 +162,7 @@ class Pipeline:
             changes = [d.sweep(instant) for d in self._sweep_detectors]
             changes.append(self.fake.sweep_site(instant, self.silence.silent,
                                                 self.silence.last_seen))
+            self.fake.observe_tamper(self.tamper.sweep(instant))
             changes.append(self.fake.sweep_points(instant))
             changed.extend(self._emit(changes))
         return changed

@@ -93,6 +93,12 @@ class SiteTopology:
     device_monitoring: NDArray[np.bool_]
     """Device → True when it reports through the site's own gateway (not independent)."""
 
+    point_tamper_watched: NDArray[np.bool_]
+    """Point → judged for faked data: analogue points of on-site sensor devices (not
+    meters, run states, energy counters or power)."""
+    point_clone_group: NDArray[np.int32]
+    """Point → group of points of one device compared for cloning (flows), -1: none."""
+
     interlock_kind: NDArray[np.int8]
     """Rule r: :data:`INTERLOCK_FAN`, :data:`INTERLOCK_COOLING` or :data:`INTERLOCK_LEAK`."""
     interlock_power_point: NDArray[np.int32]
@@ -143,6 +149,7 @@ def build_topology(spec: RegistrySpec, index: RegistryIndex) -> SiteTopology:
                            device.expected_interval_s, independent))
             site_meters.append((device, power, rated))
         rules += _interlocks(index, enterprise.devices, site_meters)
+    watched, clone_group = _tamper_points(spec, index)
     m = np.array(meters, dtype=object).reshape(len(meters), 7)
     stops = _merge_stops(sorted(stops, key=lambda s: (s[0], s[1])))
     s = np.array(stops, dtype=object).reshape(len(stops), 4)
@@ -161,6 +168,8 @@ def build_topology(spec: RegistrySpec, index: RegistryIndex) -> SiteTopology:
         stop_reason=[str(x) for x in s[:, 3]],
         enterprise_reference_meter=reference,
         device_monitoring=monitoring,
+        point_tamper_watched=watched,
+        point_clone_group=clone_group,
         interlock_kind=r[:, 0].astype(np.int8),
         interlock_power_point=r[:, 1].astype(np.int32),
         interlock_power_on_kw=r[:, 2],
@@ -187,6 +196,31 @@ def _merge_stops(stops: list[tuple[int, float, float, str]]
         else:
             merged.append((enterprise, start, end, reason))
     return merged
+
+
+_NOT_TAMPER_WATCHED = frozenset({"run_state", "energy", "power"})
+
+
+def _tamper_points(spec: RegistrySpec, index: RegistryIndex
+                   ) -> tuple[NDArray[np.bool_], NDArray[np.int32]]:
+    """Which points the tamper rule judges, and the flow groups it compares for clones.
+
+    Run states sit at 0/1 for hours honestly, energy counters only grow, and meters are
+    the witness the faked data is checked against, so none of those are judged.
+    """
+    watched = np.zeros(index.n_points, dtype=np.bool_)
+    group = np.full(index.n_points, -1, dtype=np.int32)
+    for enterprise in spec.enterprises:
+        for device in enterprise.devices:
+            if device.kind == "meter":
+                continue
+            d_idx = index.device_index[device.id]
+            for name, point in device.points.items():
+                p_idx = index.device_points[d_idx][name]
+                watched[p_idx] = point.kind not in _NOT_TAMPER_WATCHED
+                if point.kind == "flow":
+                    group[p_idx] = 0
+    return watched, group
 
 
 def _interlocks(index: RegistryIndex, devices: list[DeviceSpec],

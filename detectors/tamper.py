@@ -1,0 +1,242 @@
+"""Data-level signs of offline faking (虚假离线): the ``tamper`` rule.
+
+An enterprise that fakes its monitoring keeps the channel alive but feeds it data that
+no running plant produces: readings frozen, a day replayed exactly, one sensor copying
+another.  This detector reports those *data-level* signals only; whether the plant was
+running meanwhile (the electricity meter) is decided elsewhere and combined with it.
+
+Samples are regrouped into device records (:mod:`detectors.tamper_records`), and three
+judges run on them, each in its own module:
+
+* frozen (:mod:`detectors.tamper_frozen`): every watched point of a device unchanged for
+  much longer than the device has ever stood still;
+* exact replay (:mod:`detectors.tamper_replay`): windows of records identical to windows
+  sent at least an hour earlier, all at one lag;
+* clone (:mod:`detectors.tamper_clone`): two points of a clone group exactly equal,
+  sample after sample, while their value moves.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from detectors._segments import read_only, segment_ends, shift_within
+from detectors.base import ConditionChanges, SampleBatch
+from detectors.tamper_clone import CloneJudge
+from detectors.tamper_frozen import FrozenJudge
+from detectors.tamper_records import RecordBuffer, Records
+from detectors.tamper_replay import ReplayJudge
+
+FROZEN, REPLAY, CLONE = 1, 2, 3
+"""Severity codes of the ``tamper`` rule (0: cleared)."""
+
+DAY = 86_400.0
+
+
+class TamperDetector:
+    """Frozen, exactly replayed and cloned data, judged per device on event time.
+
+    Per-point arrays (length ``n_points``, the registry's dense ids):
+
+    * ``point_device``: device index of each point (int, >= 0); ``n_devices`` (default
+      the largest index + 1) sizes the per-device state.
+    * ``watched``: judge this point (bool).  Analog readings only: run states (0/1)
+      and energy counters say nothing about faking, and meters are the independent
+      reference, not a suspect.  Samples of unwatched points are ignored.
+    * ``clone_groups``: group id (int, -1 = none); watched points of one device in one
+      group (``flow_in``/``flow_out``) are compared with each other.
+
+    A *record* is the samples of one device at one ts.  A device's newest record is
+    judged when a later one arrives, or by ``sweep(now)`` once ``now - ts >=
+    close_after_s`` (default 60 s), so a record split over batches is judged whole and
+    the changes do not depend on where batches are cut.
+
+    Frozen, severity 1 (:mod:`detectors.tamper_frozen`): no watched point of the device
+    changed for ``max(min_frozen_s, frozen_factor x learned)``, ``learned`` being the
+    longest such joint run the device completed unreported, halving every
+    ``frozen_half_life_s``.
+
+    * ``min_frozen_s``: seconds, default 1200;  ``frozen_factor``: default 2;
+    * ``frozen_half_life_s``: seconds, default 7 days;
+    * ``frozen_max_gap_s``: seconds, default 300: a longer silence starts a new run;
+    * ``frozen_min_points``: default 2: a record with fewer samples is never frozen,
+      as one flat reading (a CO sensor at its zero) cannot tell a freeze from a
+      steady process.
+
+    Exact replay, severity 2 (:mod:`detectors.tamper_replay`): windows of
+    ``replay_window`` records (default 2) identical to windows sent between
+    ``replay_min_lag_s`` (s, default 3600) and ``replay_history_s`` (s, default
+    8 days) earlier; ``replay_min_hits`` (default 3) non-overlapping hits must agree on
+    the lag within ``replay_tolerance_s`` (s, default 30); ``replay_clear_misses``
+    (default 6) unmatched windows in a row clear it.  History keeps windows whose key
+    is divisible by ``replay_stride`` (default 8), 13 bytes each; a key seen more than
+    ``replay_max_repeats`` times (default 2) is no evidence, nor is a window with fewer
+    than ``replay_min_changes`` value changes inside (default 2) or a plant at rest.
+
+    Clone, severity 3 (:mod:`detectors.tamper_clone`): two points of a group exactly
+    equal on at least ``clone_min_samples`` (default 10) paired samples in a row, over
+    which the value moved ``k`` times; ``k = max(clone_min_changes (default 2),
+    log(clone_alpha) / log(q))``, ``q`` the pair's own share of moves the other point
+    followed exactly, ``clone_alpha`` default 1e-6.
+
+    Rows: frozen and replay on the device's first watched point (one alert per device;
+    frozen outranks replay when both hold: a replay stays latched through a flat
+    stretch, which carries no evidence either way), clone on the pair's higher-indexed
+    point.  ``since``: the first record of the frozen run, of the first matching
+    window, of the equal run.  ``value``/``limit``: the run and its threshold (s); the
+    lag (s) and ``replay_min_lag_s``; the source point index and ``k``.  Clearing rows
+    (severity 0) have ``since = ts`` and NaN value and limit.
+
+    Samples that cannot be judged change no state: non-finite value or ts, quality
+    other than normal (``skipped_samples``); ts at or before the device's last judged
+    record, or a repeat of a (point, ts) already held, of which the first arrival wins
+    (``late_samples``).
+
+    >>> det = TamperDetector(point_device=[0, 0], watched=[True, True], clone_groups=[-1, -1])
+    >>> ts = [i * 30.0 for i in range(60)]
+    >>> batch = SampleBatch.from_arrays([0] * 60 + [1] * 60, ts + ts, [5.0] * 120)
+    >>> changes = det.update(batch)
+    >>> changes.severity.tolist(), changes.ts.tolist(), changes.since.tolist()
+    ([1], [1200.0], [0.0])
+    >>> changes.value.tolist(), changes.limit.tolist()
+    ([1200.0], [1200.0])
+    """
+
+    rule = "tamper"
+
+    def __init__(
+        self,
+        point_device: ArrayLike,
+        watched: ArrayLike,
+        clone_groups: ArrayLike,
+        *,
+        n_devices: int | None = None,
+        close_after_s: float = 60.0,
+        min_frozen_s: float = 1200.0,
+        frozen_factor: float = 2.0,
+        frozen_half_life_s: float = 7 * DAY,
+        frozen_max_gap_s: float = 300.0,
+        frozen_min_points: int = 2,
+        replay_window: int = 2,
+        replay_stride: int = 8,
+        replay_history_s: float = 8 * DAY,
+        replay_min_lag_s: float = 3600.0,
+        replay_min_hits: int = 3,
+        replay_clear_misses: int = 6,
+        replay_tolerance_s: float = 30.0,
+        replay_max_repeats: int = 2,
+        replay_min_changes: int = 2,
+        clone_min_samples: int = 10,
+        clone_alpha: float = 1e-6,
+        clone_min_changes: int = 2,
+    ) -> None:
+        device = np.array(point_device, dtype=np.int32)
+        watch = np.array(watched, dtype=np.bool_)
+        groups = np.array(clone_groups, dtype=np.int32)
+        if device.ndim != 1 or watch.shape != device.shape or groups.shape != device.shape:
+            raise ValueError("point_device, watched and clone_groups must be 1-D, same length")
+        if device.shape[0] and int(device.min()) < 0:
+            raise ValueError("point_device must be >= 0")
+        n_dev = int(device.max()) + 1 if device.shape[0] else 0
+        if n_devices is not None:
+            if n_devices < n_dev:
+                raise ValueError("point_device refers to a device index out of range")
+            n_dev = n_devices
+        if not close_after_s >= 0:
+            raise ValueError("close_after_s must be >= 0")
+        self.n_points, self.n_devices = int(device.shape[0]), n_dev
+        self.close_after_s = float(close_after_s)
+        self._records = RecordBuffer(device, watch, n_dev)
+        self._frozen = FrozenJudge(
+            n_dev, min_s=min_frozen_s, factor=frozen_factor, half_life_s=frozen_half_life_s,
+            max_gap_s=frozen_max_gap_s, min_points=frozen_min_points)
+        self._replay = ReplayJudge(
+            n_dev, window=replay_window, stride=replay_stride, history_s=replay_history_s,
+            min_lag_s=replay_min_lag_s, min_hits=replay_min_hits,
+            clear_misses=replay_clear_misses, tolerance_s=replay_tolerance_s,
+            max_repeats=replay_max_repeats, min_changes=replay_min_changes)
+        self._clone = CloneJudge(device, watch, groups, min_samples=clone_min_samples,
+                                 alpha=clone_alpha, min_changes=clone_min_changes)
+        first = np.full(n_dev, np.iinfo(np.int32).max, dtype=np.int32)
+        points = np.flatnonzero(watch).astype(np.int32)
+        np.minimum.at(first, device[points], points)
+        self._subject = np.where(first < self.n_points, first, -1).astype(np.int32)
+        """First watched point of each device: the subject of its frozen/replay rows."""
+        self._device_code = np.zeros(n_dev, dtype=np.int8)
+        self._code = np.zeros(self.n_points, dtype=np.int8)
+
+    @property
+    def severity(self) -> NDArray[np.int8]:
+        """Current code of every point (read-only view): 0, 1, 2 or 3."""
+        return read_only(self._code)
+
+    @property
+    def skipped_samples(self) -> int:
+        """Samples with a non-finite value or ts, or a quality flag other than normal."""
+        return self._records.skipped
+
+    @property
+    def late_samples(self) -> int:
+        """Samples at or before their device's last judged record, or repeated."""
+        return self._records.late
+
+    @property
+    def replay_anchors(self) -> int:
+        """Anchor windows held in the replay history."""
+        return len(self._replay.history)
+
+    def state_nbytes(self) -> dict[str, int]:
+        """Bytes of state held, per part (the replay history grows with time)."""
+        return {"records": self._records.nbytes(), "frozen": self._frozen.nbytes(),
+                "replay": self._replay.nbytes(), "clone": self._clone.nbytes(),
+                "codes": int(self._device_code.nbytes + self._code.nbytes
+                             + self._subject.nbytes)}
+
+    def update(self, batch: SampleBatch) -> ConditionChanges:
+        """Take a batch; judge the records it closed; return the changes sorted by ts."""
+        return self._judge(self._records.add(batch))
+
+    def sweep(self, now: float) -> ConditionChanges:
+        """Judge open records the watermark left behind by ``close_after_s``."""
+        return self._judge(self._records.flush(now - self.close_after_s))
+
+    def _judge(self, rec: Records) -> ConditionChanges:
+        if len(rec) == 0:
+            return ConditionChanges.none(self.rule)
+        frozen = self._frozen.judge(rec)
+        replay = self._replay.judge(rec)
+        c_subject, c_ts, c_since, c_on, c_value, c_limit = self._clone.judge(rec)
+        self._code[c_subject] = np.where(self._clone.cloned[c_subject] > 0, CLONE, 0)
+        # One code per device: frozen, else replay, else 0; a row where it changes.
+        code = np.where(frozen.active, np.int8(FROZEN),
+                        np.where(replay.active, np.int8(REPLAY), np.int8(0))).astype(np.int8)
+        dev = rec.device
+        at = np.flatnonzero(code != shift_within(code, rec.first, self._device_code[dev]))
+        last = segment_ends(rec.first)
+        self._device_code[dev[last]] = code[last]
+        self._code[self._subject[dev[last]]] = code[last]
+        d_code = code[at]
+        is_frozen, is_replay = d_code == FROZEN, d_code == REPLAY
+        d_ts = rec.ts[at]
+        nan = np.full(at.shape[0], np.nan)
+
+        def pick(f: NDArray[np.float64], r: NDArray[np.float64],
+                 otherwise: NDArray[np.float64]) -> NDArray[np.float64]:
+            out: NDArray[np.float64] = np.where(is_frozen, f[at],
+                                                np.where(is_replay, r[at], otherwise))
+            return out
+
+        subject = np.concatenate((self._subject[dev[at]], c_subject))
+        ts = np.concatenate((d_ts, c_ts))
+        order = np.lexsort((subject, ts))
+        severity = np.concatenate((d_code, np.where(c_on, np.int8(CLONE), np.int8(0))))
+        return ConditionChanges(
+            rule=self.rule,
+            subject=subject[order],
+            ts=ts[order],
+            since=np.concatenate((pick(frozen.since, replay.since, d_ts), c_since))[order],
+            severity=severity[order].astype(np.int8),
+            value=np.concatenate((pick(frozen.value, replay.value, nan), c_value))[order],
+            limit=np.concatenate((pick(frozen.limit, replay.limit, nan), c_limit))[order],
+        )
