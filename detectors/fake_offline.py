@@ -21,7 +21,8 @@ Parameters: ``device_enterprise``, ``device_monitoring`` (per device),
 ``meter_interval_s`` (per meter), ``point_enterprise`` (per point), ``on_delay_s``
 (1800 s), ``skew_s`` (tolerated clock skew between the meter and the site, 60 s),
 ``ring`` (readings remembered per reference meter, 24: six hours of a 15-minute meter;
-only reference meters keep them).
+only reference meters keep them), ``production_memory_s`` (a point-level verdict holds
+while some meter read production within this long, 3600 s).
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ class FakeOfflineDetector:
         on_delay_s: float = 1800.0,
         skew_s: float = 60.0,
         ring: int = 24,
+        production_memory_s: float = 3600.0,
     ) -> None:
         self._device_enterprise = np.asarray(device_enterprise, dtype=np.int32)
         self._monitoring = np.asarray(device_monitoring, dtype=np.bool_)
@@ -93,6 +95,9 @@ class FakeOfflineDetector:
         self._ring_state = np.zeros((refs.shape[0], ring), dtype=np.int8)
         self._ring_next = np.zeros(refs.shape[0], dtype=np.int64)
         self._meter_state = np.zeros(n_meters, dtype=np.int8)
+        self._last_production = np.full(n_meters, -np.inf)
+        """Event time of each meter's latest production reading."""
+        self._production_memory_s = float(production_memory_s)
         self._site_active = np.zeros(self.n_enterprises, dtype=np.bool_)
         self._site_since = np.full(self.n_enterprises, np.nan)
         self._watch_start = np.nan
@@ -118,10 +123,16 @@ class FakeOfflineDetector:
     def point_active(self) -> NDArray[np.bool_]:
         return read_only(self._point_active)
 
-    def producing(self) -> NDArray[np.bool_]:
-        """Per enterprise: some meter's latest reading is production."""
+    def producing(self, now: float | None = None) -> NDArray[np.bool_]:
+        """Per enterprise: some meter's latest reading is production, or (given ``now``)
+        some meter read production within ``production_memory_s`` before it.  The
+        memory keeps a tampering verdict from flickering with a furnace's pour and
+        charge or a line's short stops."""
         out = np.zeros(self.n_enterprises, dtype=np.bool_)
         out[self._meter_enterprise[self._meter_state == PRODUCTION]] = True
+        if now is not None:
+            recent = now - self._last_production <= self._production_memory_s
+            out[self._meter_enterprise[recent]] = True
         return out
 
     def meter_readings_inside(self, enterprise: int, since: float) -> list[tuple[float, int]]:
@@ -146,6 +157,8 @@ class FakeOfflineDetector:
             return
         last = np.r_[r.meter[1:] != r.meter[:-1], True]
         self._meter_state[r.meter[last]] = r.state[last]
+        made = r.state == PRODUCTION
+        np.maximum.at(self._last_production, r.meter[made], r.ts[made])
         self._points_dirty = True
         ref = self._slot[r.meter]
         keep = ref >= 0
@@ -234,12 +247,12 @@ class FakeOfflineDetector:
             limit=np.where(firing, self._on_delay, np.nan))
 
     def sweep_points(self, now: float) -> ConditionChanges:
-        if not self._points_dirty:
-            return ConditionChanges.none(self.rule)
+        if not (self._points_dirty or self._point_active.any()):
+            return ConditionChanges.none(self.rule)  # the memory may run out: keep judging
         self._points_dirty = False
         if not (self._tamper_code.any() or self._point_active.any()):
             return ConditionChanges.none(self.rule)
-        producing = self.producing()[self._point_enterprise]
+        producing = self.producing(now)[self._point_enterprise]
         want = (self._tamper_code > 0) & producing
         fire = want & ~self._point_active
         clear = ~want & self._point_active

@@ -291,11 +291,13 @@ def test_the_point_alert_clears_with_the_signal_or_when_production_stops() -> No
     det.observe_tamper(tamper(point=1, code=1, since=DAY0 + 700.0))
     again = det.sweep_points(DAY0 + 710.0)
     det.observe_readings(readings(OFF, DAY0 + 900.0))
-    stopped = det.sweep_points(DAY0 + 910.0)
+    pause = det.sweep_points(DAY0 + 910.0)  # a pour or a short stop: still producing
+    stopped = det.sweep_points(DAY0 + 3610.0)  # no production for the whole memory
 
     assert (cleared.severity.tolist(), cleared.ts.tolist()) == ([0], [DAY0 + 610.0])
     assert again.severity.tolist() == [2]
-    assert (stopped.severity.tolist(), stopped.since.tolist()) == ([0], [DAY0 + 910.0])
+    assert len(pause) == 0
+    assert (stopped.severity.tolist(), stopped.since.tolist()) == ([0], [DAY0 + 3610.0])
 
 
 def test_points_of_an_enterprise_without_production_never_fire() -> None:
