@@ -59,7 +59,9 @@ async def test_alert_appears_on_the_page(
     page = browser_page
     await page.goto(f"http://127.0.0.1:{service.api_port}/")
     await page.wait_for_selector("#health:has-text('MQTT 已连接')", timeout=10_000)
-    assert await page.locator("#alerts tr").count() == 0
+    # Devices of the test registry report every second and have not reported yet, so
+    # device-offline rows may already be there on a slow machine; no limit alarm is.
+    assert await page.locator("#alerts tr", has_text="压差").count() == 0
 
     e1 = ids["e1"]
     publisher.send(f"rw/v1/{e1}/{e1}-DC1/telemetry", {"ts": now_ts(), "values": {"dp": 2150}})
