@@ -29,6 +29,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+if __package__ in (None, ""):  # run as a file: bench/detectors.py would shadow the package
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+
 from gateway.config import BrokerAddress
 from simulators.loadgen import LoadStats, run_load
 from simulators.mqtt_client import BrokerUnavailable

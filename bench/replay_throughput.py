@@ -18,6 +18,9 @@ from pathlib import Path
 
 import orjson
 
+if __package__ in (None, ""):  # run as a file: bench/detectors.py would shadow the package
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+
 from gateway.registry import load_registry
 from gateway.replay import ReplayOptions, replay_recording
 from simulators.basic import BasicSimulator, Excursion, Incident, Outage
