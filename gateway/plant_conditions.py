@@ -65,9 +65,8 @@ class PlantConditions:
         subject = self._enterprises[enterprise]
         at, since = float(change.ts[row]), float(change.since[row])
         if int(change.severity[row]) == 0:
-            return Condition(kind="hidden_operation", subject=subject, active=False, level=4,
-                             started_at=since, at=at,
-                             evidence={"rule": "hidden_operation", "ended": iso(at)})
+            return _cleared("hidden_operation", subject, since, at,
+                            {"rule": "hidden_operation", "ended": iso(at)})
         topo, index = self._topology, self._registry.index
         fired = self._hidden.fired.get(enterprise) if self._hidden else None
         meter = int(change.limit[row])
@@ -101,9 +100,8 @@ class PlantConditions:
         at, since = float(change.ts[row]), float(change.since[row])
         severity = int(change.severity[row])
         if severity == 0:
-            return Condition(kind="fake_offline", subject=subject, active=False, level=4,
-                             started_at=since, at=at,
-                             evidence={"rule": "fake_offline", "ended": iso(at)})
+            return _cleared("fake_offline", subject, since, at,
+                            {"rule": "fake_offline", "ended": iso(at)})
         signal = _TAMPER_SIGNALS.get(severity - 1, "tamper")
         evidence: dict[str, Any] = {"rule": "fake_offline", "signal": signal,
                                     "measure": _finite(float(change.value[row])),
@@ -119,9 +117,8 @@ class PlantConditions:
         subject = self._enterprises[enterprise]
         at, since = float(change.ts[row]), float(change.since[row])
         if int(change.severity[row]) == 0:
-            return Condition(kind="fake_offline", subject=subject, active=False, level=4,
-                             started_at=since, at=at,
-                             evidence={"rule": "fake_offline", "ended": iso(at)})
+            return _cleared("fake_offline", subject, since, at,
+                            {"rule": "fake_offline", "ended": iso(at)})
         topo, index = self._topology, self._registry.index
         devices = [index.device_ids[d] for d in range(index.n_devices)
                    if int(index.device_enterprise[d]) == enterprise and topo.device_monitoring[d]]
@@ -150,9 +147,8 @@ class PlantConditions:
         subject = self._points[point]
         at, since = float(change.ts[row]), float(change.since[row])
         if int(change.severity[row]) == 0:
-            return Condition(kind="interlock_violation", subject=subject, active=False,
-                             level=4, started_at=since, at=at,
-                             evidence={"rule": "interlock", "ended": iso(at)})
+            return _cleared("interlock_violation", subject, since, at,
+                            {"rule": "interlock", "ended": iso(at)})
         kind = int(topo.interlock_kind[rule])
         index = self._registry.index
         power, guard, other = (int(topo.interlock_power_point[rule]),
@@ -181,10 +177,9 @@ class PlantConditions:
         subject = self._points[point]
         at, since = float(change.ts[row]), float(change.since[row])
         if int(change.severity[row]) == 0:
-            return Condition(kind="rate_of_change", subject=subject, active=False, level=4,
-                             started_at=since, at=at,
-                             evidence={"rule": "rate_of_change", "cleared_by_slope_per_min":
-                                       _finite(float(change.value[row])), "at": iso(at)})
+            return _cleared("rate_of_change", subject, since, at,
+                            {"rule": "rate_of_change", "at": iso(at),
+                             "cleared_by_slope_per_min": _finite(float(change.value[row]))})
         slope, limit = float(change.value[row]), float(change.limit[row])
         evidence = {"rule": "rate_of_change", "slope_per_min": round(slope, 3),
                     "limit_per_min": limit, "unit": subject.unit,
@@ -201,9 +196,8 @@ class PlantConditions:
         subject = self._devices[device]
         at, since = float(change.ts[row]), float(change.since[row])
         if int(change.severity[row]) == 0:
-            return Condition(kind="abnormal_condition", subject=subject, active=False,
-                             level=4, started_at=since, at=at,
-                             evidence={"rule": "event_burst", "quiet_since": iso(since)})
+            return _cleared("abnormal_condition", subject, since, at,
+                            {"rule": "event_burst", "quiet_since": iso(since)})
         count = int(change.value[row])
         window_s = self._burst_window_s
         evidence = {"rule": "event_burst", "event": "spark_detected", "count": count,
@@ -226,6 +220,13 @@ class PlantConditions:
             return []
         times, values = self._window.samples(point)
         return [[iso(t), v] for t, v in zip(times, values, strict=True)]
+
+
+def _cleared(kind: str, subject: Subject, since: float, at: float,
+             evidence: dict[str, Any]) -> Condition:
+    """The condition that resolves an alert: what ended it goes into its evidence."""
+    return Condition(kind=kind, subject=subject, active=False, level=4, started_at=since,
+                     at=at, evidence=evidence)
 
 
 def _interlock_detail(kind: int, evidence: dict[str, Any]) -> dict[str, Any]:
