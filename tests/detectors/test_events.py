@@ -11,25 +11,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from detectors.base import ConditionChanges, SampleBatch
+from detectors.base import SampleBatch
 from detectors.events import EventBurstDetector
+from tests.detectors.change_rows import Row, rows
 
 NAN = math.nan
 T0 = 1_795_478_400.0
 
-Row = tuple[int, float, float, int, float, float]
 
-
-def rows(changes: ConditionChanges) -> list[Row]:
-    """(subject, ts, since, severity, value, limit) per row, NaN as -999 for comparison."""
-    def clean(x: float) -> float:
-        return -999.0 if math.isnan(x) else float(x)
-
-    return [
-        (int(changes.subject[i]), float(changes.ts[i]), float(changes.since[i]),
-         int(changes.severity[i]), clean(changes.value[i]), clean(changes.limit[i]))
-        for i in range(len(changes))
-    ]
 
 
 def sparks(det: EventBurstDetector, seconds: Sequence[float], device: int = 0) -> list[Row]:

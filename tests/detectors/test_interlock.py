@@ -13,23 +13,19 @@ from hypothesis import strategies as st
 
 from detectors.base import QUALITY_CODES, ConditionChanges, SampleBatch
 from detectors.interlock import COOLING, FAN, LEAK, InterlockDetector
+from tests.detectors.change_rows import Row
+from tests.detectors.change_rows import rows as _rows
 
 NAN = math.nan
 
-Row = tuple[int, float, float, int, float, float]
+
+def rows(changes: ConditionChanges) -> list[Row]:
+    """Leak shortfalls are computed ratios: compared to 6 digits."""
+    return _rows(changes, digits=6)
+
 
 LINE, FAN_RUN = 0, 1  # fan rule points: line power (kW, 60 s), fan run state (30 s)
 FURNACE, FLOW_IN, OTHER = 0, 1, 2  # furnace power (60 s); flows and pressure (10 s)
-
-
-def rows(changes: ConditionChanges) -> list[Row]:
-    """(rule, ts, since, severity, value, limit) per row, NaN as -999 for comparison."""
-    def clean(x: float) -> float:
-        return -999.0 if math.isnan(x) else round(float(x), 6)
-
-    return [(int(changes.subject[i]), float(changes.ts[i]), float(changes.since[i]),
-             int(changes.severity[i]), clean(changes.value[i]), clean(changes.limit[i]))
-            for i in range(len(changes))]
 
 
 def send(det: InterlockDetector, ts: float, values: dict[int, float],

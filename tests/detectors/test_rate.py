@@ -13,13 +13,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from detectors.base import ConditionChanges, SampleBatch
+from detectors.base import SampleBatch
 from detectors.rate import RateOfChangeDetector
+from tests.detectors.change_rows import Row, rows
 
 NAN = math.nan
 T0 = 1_795_478_400.0  # epoch seconds: slopes must survive real timestamps
 
-Row = tuple[int, float, float, int, float, float]
 
 
 def hopper(**kwargs: float) -> RateOfChangeDetector:
@@ -32,17 +32,6 @@ def series(values: Sequence[float], *, step: float = 30.0, start: float = T0) ->
     ts = [start + i * step for i in range(len(values))]
     return SampleBatch.from_arrays([0] * len(values), ts, values)
 
-
-def rows(changes: ConditionChanges) -> list[Row]:
-    """(subject, ts, since, severity, value, limit) per row, NaN as -999 for comparison."""
-    def clean(x: float) -> float:
-        return -999.0 if math.isnan(x) else float(x)
-
-    return [
-        (int(changes.subject[i]), float(changes.ts[i]), float(changes.since[i]),
-         int(changes.severity[i]), clean(changes.value[i]), clean(changes.limit[i]))
-        for i in range(len(changes))
-    ]
 
 
 def window_slope(ts: np.ndarray, values: np.ndarray, at: int, window_s: float = 300.0) -> float:

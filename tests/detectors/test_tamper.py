@@ -8,26 +8,15 @@ from itertools import pairwise
 import numpy as np
 import pytest
 
-from detectors.base import ConditionChanges, SampleBatch
+from detectors.base import SampleBatch
 from detectors.tamper import CLONE, FROZEN, REPLAY, TamperDetector
+from tests.detectors.change_rows import Row, rows
 
 NAN = math.nan
 STEP = 30.0
 DAY = 86_400.0
 
-Row = tuple[int, float, float, int, float, float]
 
-
-def rows(changes: ConditionChanges) -> list[Row]:
-    """(subject, ts, since, severity, value, limit) per row, NaN as -999."""
-    def clean(x: float) -> float:
-        return -999.0 if math.isnan(x) else float(x)
-
-    return [
-        (int(changes.subject[i]), float(changes.ts[i]), float(changes.since[i]),
-         int(changes.severity[i]), clean(changes.value[i]), clean(changes.limit[i]))
-        for i in range(len(changes))
-    ]
 
 
 def records(values: np.ndarray, *, start: float = 0.0, first_point: int = 0,

@@ -18,10 +18,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from detectors.base import ConditionChanges, SampleBatch
+from detectors.base import SampleBatch
 from detectors.tamper import TamperDetector
 from detectors.tamper_records import mix64
 from detectors.tamper_replay import _DEVICE_SALT, _MULT
+from tests.detectors.change_rows import Row, rows
 
 NAN = math.nan
 M64 = 1 << 64
@@ -47,16 +48,7 @@ SMALL: dict[str, Any] = {
     "clone_min_changes": 1,
 }
 
-Row = tuple[int, float, float, int, float, float]
 
-
-def rows(changes: ConditionChanges) -> list[Row]:
-    def clean(x: float) -> float:
-        return -999.0 if math.isnan(x) else float(x)
-
-    return [(int(changes.subject[i]), float(changes.ts[i]), float(changes.since[i]),
-             int(changes.severity[i]), clean(changes.value[i]), clean(changes.limit[i]))
-            for i in range(len(changes))]
 
 
 @dataclass

@@ -8,7 +8,8 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
-from detectors import ConditionChanges, SampleBatch, ThresholdDetector
+from detectors import SampleBatch, ThresholdDetector
+from tests.detectors.change_rows import rows
 
 NAN = math.nan
 
@@ -30,23 +31,6 @@ def series(values: Sequence[float], *, step: float = 10.0, start: float = 0.0) -
     ts = [start + i * step for i in range(len(values))]
     return SampleBatch.from_arrays([0] * len(values), ts, values)
 
-
-def rows(changes: ConditionChanges) -> list[tuple[int, float, float, int, float, float]]:
-    """(subject, ts, since, severity, value, limit) per row, NaN-free for comparison."""
-    def clean(x: float) -> float:
-        return -999.0 if math.isnan(x) else float(x)
-
-    return [
-        (
-            int(changes.subject[i]),
-            float(changes.ts[i]),
-            float(changes.since[i]),
-            int(changes.severity[i]),
-            clean(changes.value[i]),
-            clean(changes.limit[i]),
-        )
-        for i in range(len(changes))
-    ]
 
 
 def test_hi_crossing_fires_with_limit_and_since() -> None:
