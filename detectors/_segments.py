@@ -17,6 +17,8 @@ from typing import TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
+from detectors.base import QUALITY_NORMAL
+
 _T = TypeVar("_T", bound=np.generic)
 
 _RADIX_KEYS = 1 << 16
@@ -55,6 +57,42 @@ def sorted_unique_rows(
         # The earliest arrival of each (point, ts) group is its smallest row position.
         order = np.minimum.reduceat(order, group_start)
     return order
+
+
+def judgeable_rows(
+    key: NDArray[np.int32],
+    ts: NDArray[np.float64],
+    value: NDArray[np.float64],
+    quality: NDArray[np.uint8],
+    last_ts: NDArray[np.float64],
+    n_keys: int,
+    considered: NDArray[np.bool_] | None = None,
+) -> tuple[NDArray[np.int32], NDArray[np.float64], NDArray[np.float64], int, int]:
+    """The rows a sample-driven rule judges, as ``(key, ts, value, skipped, late)``.
+
+    Rows come back ordered by (key, ts), one per (key, ts) (see
+    :func:`sorted_unique_rows`).  Among the ``considered`` rows (all by default; the
+    others may hold any key, -1 included): ``skipped`` counts those that cannot be
+    judged (non-finite value or ts, a quality flag other than normal), ``late`` those at
+    or before their key's ``last_ts`` and in-batch duplicates.  The shared rules for bad,
+    late and duplicate input of the threshold, rate and plant-state detectors.
+
+    >>> k, t, v, skipped, late = judgeable_rows(
+    ...     np.array([0, 0, 1, 0], np.int32), np.array([2.0, 1.0, 5.0, 1.0]),
+    ...     np.array([1.0, 2.0, np.nan, 3.0]), np.zeros(4, np.uint8), np.array([1.5, 0.0]), 2)
+    >>> k.tolist(), t.tolist(), skipped, late
+    ([0], [2.0], 1, 2)
+    """
+    judged = np.isfinite(value) & np.isfinite(ts) & (quality == QUALITY_NORMAL)
+    if considered is not None:
+        judged &= considered
+    n_considered = key.shape[0] if considered is None else int(np.count_nonzero(considered))
+    n_judged = int(np.count_nonzero(judged))
+    fresh = judged & (ts > last_ts[key])
+    if not fresh.all():
+        key, ts, value = key[fresh], ts[fresh], value[fresh]
+    keep = sorted_unique_rows(key, ts, n_keys)
+    return key[keep], ts[keep], value[keep], n_considered - n_judged, n_judged - keep.shape[0]
 
 
 def segment_starts(keys: NDArray[np.int32]) -> NDArray[np.bool_]:

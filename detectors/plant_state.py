@@ -31,13 +31,13 @@ from numpy.typing import ArrayLike, NDArray
 
 from detectors._segments import (
     ffill_positions,
+    judgeable_rows,
     read_only,
     segment_ends,
     segment_starts,
     shift_within,
-    sorted_unique_rows,
 )
-from detectors.base import QUALITY_NORMAL, ConditionChanges, SampleBatch
+from detectors.base import ConditionChanges, SampleBatch
 
 OFF, STANDBY, PRODUCTION = 0, 1, 2
 """State codes (``severity`` of the detector's changes)."""
@@ -203,17 +203,13 @@ class PlantStateDetector:
         mine[mine] = self._judged[meter[mine]]
         if not mine.any():
             return ConditionChanges.none(self.rule)
-        ts, kw, quality = batch.ts[mine], batch.value[mine], batch.quality[mine]
-        meter = meter[mine]
-        judged = np.isfinite(ts) & np.isfinite(kw) & (quality == QUALITY_NORMAL)
-        self.skipped_samples += int(np.count_nonzero(~judged))
-        fresh = judged & (ts > self._last_ts[meter])
-        m, t, p = meter[fresh], ts[fresh], np.maximum(kw[fresh], 0.0)
-        keep = sorted_unique_rows(m, t, self.n_meters)
-        self.late_samples += int(np.count_nonzero(judged)) - keep.shape[0]
-        if keep.shape[0] == 0:
+        m, t, kw, skipped, late = judgeable_rows(meter, batch.ts, batch.value, batch.quality,
+                                                 self._last_ts, self.n_meters, mine)
+        self.skipped_samples += skipped
+        self.late_samples += late
+        if m.shape[0] == 0:
             return ConditionChanges.none(self.rule)
-        m, t, p = m[keep], t[keep], p[keep]
+        p = np.maximum(kw, 0.0)
         hour = np.floor(t / 3600.0)
         if (hour == hour[0]).all():
             return self._judge(m, t, p)

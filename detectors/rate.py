@@ -26,12 +26,12 @@ from numpy.typing import ArrayLike, NDArray
 
 from detectors._segments import (
     ffill_positions,
+    judgeable_rows,
     segment_ends,
     segment_starts,
     shift_within,
-    sorted_unique_rows,
 )
-from detectors.base import QUALITY_NORMAL, ConditionChanges, SampleBatch
+from detectors.base import ConditionChanges, SampleBatch
 
 
 class RateOfChangeDetector:
@@ -185,19 +185,14 @@ class RateOfChangeDetector:
             return ConditionChanges.none(self.rule)
 
         slot = self._slot[point]
-        ruled = slot >= 0
-        judged = ruled & np.isfinite(value) & np.isfinite(ts) & (batch.quality == QUALITY_NORMAL)
-        n_judged = int(np.count_nonzero(judged))
-        self.skipped_samples += int(np.count_nonzero(ruled)) - n_judged
-        # Slot -1 reads the last slot's ts; `judged` already masks those rows out.
-        fresh = judged & (ts > self._last_ts[slot])
-        if not fresh.all():
-            slot, ts, value = slot[fresh], ts[fresh], value[fresh]
-        keep = sorted_unique_rows(slot, ts, self._slot_point.shape[0])
-        self.late_samples += n_judged - keep.shape[0]
-        if keep.shape[0] == 0:
+        # Slot -1 (no rule) reads the last slot's ts; it is not considered, so unjudged.
+        s, t, v, skipped, late = judgeable_rows(slot, ts, value, batch.quality, self._last_ts,
+                                                self._slot_point.shape[0], slot >= 0)
+        self.skipped_samples += skipped
+        self.late_samples += late
+        if s.shape[0] == 0:
             return ConditionChanges.none(self.rule)
-        return self._judge(slot[keep], ts[keep], value[keep])
+        return self._judge(s, t, v)
 
     def sweep(self, now: float) -> ConditionChanges:
         """Nothing to do on the clock: slopes and the on-delay are judged on samples."""

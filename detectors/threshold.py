@@ -13,13 +13,13 @@ from numpy.typing import ArrayLike, NDArray
 
 from detectors._segments import (
     ffill_positions,
+    judgeable_rows,
     read_only,
     segment_ends,
     segment_starts,
     shift_within,
-    sorted_unique_rows,
 )
-from detectors.base import QUALITY_NORMAL, ConditionChanges, SampleBatch
+from detectors.base import ConditionChanges, SampleBatch
 
 #: Bands in priority order (the first debounced one decides the code): name, code,
 #: direction (+1: active above the limit, -1: active below it).
@@ -126,17 +126,13 @@ class ThresholdDetector:
         if int(point.min()) < 0 or int(point.max()) >= self.n_points:
             raise ValueError(f"point index out of range 0..{self.n_points - 1}")
 
-        judged = np.isfinite(value) & np.isfinite(ts) & (batch.quality == QUALITY_NORMAL)
-        fresh = judged & (ts > self._last_ts[point])
-        n_judged = int(np.count_nonzero(judged))
-        self.skipped_samples += n_rows - n_judged
-        if not fresh.all():
-            point, ts, value = point[fresh], ts[fresh], value[fresh]
-        keep = sorted_unique_rows(point, ts, self.n_points)
-        self.late_samples += n_judged - keep.shape[0]
-        if keep.shape[0] == 0:
+        p, t, v, skipped, late = judgeable_rows(point, ts, value, batch.quality,
+                                                self._last_ts, self.n_points)
+        self.skipped_samples += skipped
+        self.late_samples += late
+        if p.shape[0] == 0:
             return ConditionChanges.none(self.rule)
-        return self._judge(point[keep], ts[keep], value[keep])
+        return self._judge(p, t, v)
 
     def sweep(self, now: float) -> ConditionChanges:
         """Nothing to do on the clock: the on-delay is judged on samples."""
