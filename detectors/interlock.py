@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from detectors._segments import read_only
+from detectors._segments import read_only, segment_ends, segment_starts, sorted_unique_rows
 from detectors.base import QUALITY_CODES, QUALITY_NORMAL, ConditionChanges, SampleBatch
 
 FAN, COOLING, LEAK = 1, 2, 3
@@ -101,6 +101,7 @@ class InterlockDetector:
                 raise ValueError(f"{name} must have one entry per rule")
         interval = np.asarray(point_interval_s, dtype=np.float64)
         self.n_rules = n
+        self.n_points = int(interval.shape[0])
         self._on_delay, self._stale = float(on_delay_s), float(stale_factor)
         self._stale_s = interval * self._stale
         self._watched = np.zeros(interval.shape[0], dtype=np.bool_)
@@ -134,18 +135,18 @@ class InterlockDetector:
         """Keep the latest usable value of every watched point (rules run at sweeps)."""
         if len(batch) == 0:
             return ConditionChanges.none(self.rule)
-        p = batch.point
-        keep = self._watched[p] & np.isfinite(batch.value) & np.isfinite(batch.ts)
-        keep &= batch.quality <= _LAST_USABLE
-        self.samples_ignored += int(np.count_nonzero(self._watched[p] & ~keep))
-        p, t, v = p[keep], batch.ts[keep], batch.value[keep]
+        rows = np.flatnonzero(self._watched[batch.point])
+        p, t, v = batch.point[rows], batch.ts[rows], batch.value[rows]
+        keep = np.isfinite(v) & np.isfinite(t) & (batch.quality[rows] <= _LAST_USABLE)
+        self.samples_ignored += int(keep.shape[0] - np.count_nonzero(keep))
+        p, t, v = p[keep], t[keep], v[keep]
         if p.shape[0] == 0:
             return ConditionChanges.none(self.rule)
-        # Latest per point: sort by (point, ts) and take each point's last row, newer
-        # than what is held (ties: the first in arrival order, as elsewhere).
-        order = np.lexsort((-np.arange(p.shape[0]), t, p))
+        # Latest per point: each point's last row in (point, ts) order, newer than
+        # what is held (ties: the first in arrival order, as elsewhere).
+        order = sorted_unique_rows(p, t, self.n_points)
         p, t, v = p[order], t[order], v[order]
-        last = np.r_[p[1:] != p[:-1], True]
+        last = segment_ends(segment_starts(p))
         p, t, v = p[last], t[last], v[last]
         newer = t > self._ts[p]
         self._ts[p[newer]] = t[newer]

@@ -49,8 +49,12 @@ class TamperDetector:
 
     A *record* is the samples of one device at one ts.  A device's newest record is
     judged when a later one arrives, or by ``sweep(now)`` once ``now - ts >=
-    close_after_s`` (default 60 s), so a record split over batches is judged whole and
-    the changes do not depend on where batches are cut.
+    close_after_s`` (default 300 s), so a record split over batches is judged whole and
+    the changes do not depend on where batches are cut.  The default is longer than
+    any reporting interval of a watched device, so records close by the next record,
+    in bulk with the rest of a batch; a clock-closed record (each costs a whole judging
+    pass) is only the last one before a device falls silent, judged at most 5 min late,
+    which no signal here notices (each needs 20 min or more of evidence).
 
     Frozen, severity 1 (:mod:`detectors.tamper_frozen`): no watched point of the device
     changed for ``max(min_frozen_s, frozen_factor x learned)``, ``learned`` being the
@@ -112,7 +116,7 @@ class TamperDetector:
         clone_groups: ArrayLike,
         *,
         n_devices: int | None = None,
-        close_after_s: float = 60.0,
+        close_after_s: float = 300.0,
         min_frozen_s: float = 1200.0,
         frozen_factor: float = 2.0,
         frozen_half_life_s: float = 7 * DAY,

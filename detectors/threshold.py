@@ -58,7 +58,8 @@ class ThresholdDetector:
     other than :data:`~detectors.base.QUALITY_NORMAL` (counted in ``skipped_samples``);
     ts at or before the last processed ts of the point, including duplicates of one
     (point, ts) within a batch, of which the first in arrival order wins (counted in
-    ``late_samples``).  The two counters are disjoint and cumulative.
+    ``late_samples``).  The two counters are disjoint and cumulative.  Samples of points
+    without any limit are ignored and not counted.
 
     >>> nan = float("nan")
     >>> det = ThresholdDetector(lo=[nan], hi=[100.0], lolo=[nan], hihi=[120.0],
@@ -96,6 +97,8 @@ class ThresholdDetector:
         # limit - deadband, low bands leave above limit + deadband.
         signs = np.array([direction for _, _, direction in _BANDS], dtype=np.float64)
         self._leave_at = self._limits - signs[:, None] * self._deadband[None, :]
+        self._limited: NDArray[np.bool_] = np.isfinite(self._limits).any(axis=0)
+        """Points with at least one limit: the only ones this rule looks at."""
         self.n_points = n_points
 
         self._active = np.zeros((len(_BANDS), n_points), dtype=np.bool_)
@@ -126,8 +129,10 @@ class ThresholdDetector:
         if int(point.min()) < 0 or int(point.max()) >= self.n_points:
             raise ValueError(f"point index out of range 0..{self.n_points - 1}")
 
+        limited = self._limited[point]
         p, t, v, skipped, late = judgeable_rows(point, ts, value, batch.quality,
-                                                self._last_ts, self.n_points)
+                                                self._last_ts, self.n_points,
+                                                None if limited.all() else limited)
         self.skipped_samples += skipped
         self.late_samples += late
         if p.shape[0] == 0:
@@ -160,7 +165,10 @@ class ThresholdDetector:
         for b in reversed(range(len(_BANDS))):
             _, band_code, direction = _BANDS[b]
             active, run_start_state = self._active[b], self._run_start[b]
-            limit, leave_at = self._limits[b][p], self._leave_at[b][p]
+            limit = self._limits[b][p]
+            if not np.isfinite(limit).any():
+                continue  # no row's point has this band: nothing enters, nothing held
+            leave_at = self._leave_at[b][p]
             if direction > 0:
                 enter, leave = v > limit, v < leave_at
             else:

@@ -455,7 +455,8 @@ def test_sweep_judges_the_newest_record_once_the_watermark_passes_it() -> None:
     assert rows(det.update(records(values))) == []
 
     assert rows(det.sweep(159 * STEP)) == []  # 30 s after it: still open
-    assert rows(det.sweep(160 * STEP)) == [(0, 4740.0, 3540.0, FROZEN, 1200.0, 1200.0)]
+    assert rows(det.sweep(4740.0 + 299.0)) == []  # closes close_after_s (300 s) after it
+    assert rows(det.sweep(4740.0 + 300.0)) == [(0, 4740.0, 3540.0, FROZEN, 1200.0, 1200.0)]
     assert rows(det.sweep(1e12)) == []
 
 
