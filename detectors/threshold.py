@@ -97,7 +97,7 @@ class ThresholdDetector:
         # limit - deadband, low bands leave above limit + deadband.
         signs = np.array([direction for _, _, direction in _BANDS], dtype=np.float64)
         self._leave_at = self._limits - signs[:, None] * self._deadband[None, :]
-        self._limited: NDArray[np.bool_] = np.isfinite(self._limits).any(axis=0)
+        self._limited = np.asarray(np.isfinite(self._limits).any(axis=0), dtype=np.bool_)
         """Points with at least one limit: the only ones this rule looks at."""
         self.n_points = n_points
 
