@@ -46,6 +46,7 @@ from itertools import accumulate
 from typing import Any, Protocol
 
 from detectors.base import SampleBatch
+from detectors.cadence import Cadence
 from detectors.tamper import TamperDetector
 from gateway.registry import Registry
 from gateway.registry.topology import (
@@ -739,16 +740,28 @@ def _meter_ring(intervals: list[float], span_s: float) -> int:
 
 
 class _TamperAdapter:
-    """The test reference's rows with its -999.0 placeholders back to NaN."""
+    """The test reference's rows with its -999.0 placeholders back to NaN, fed on the
+    detector's cadence (:class:`~detectors.cadence.Cadence`, ``judge_every_s``), so
+    rows leave at the same steps; the reference itself judges whatever it is given."""
 
-    def __init__(self, reference: Any) -> None:
+    def __init__(self, reference: Any, judge_every_s: float, close_after_s: float) -> None:
         self._reference = reference
+        self._cadence = Cadence(judge_every_s)
+        self._close_after_s = close_after_s
 
     def update(self, batch: SampleBatch) -> list[Row]:
-        return [_nan_rows(r) for r in self._reference.update(batch)]
+        due = self._cadence.add(batch)
+        return [] if due is None else [_nan_rows(r) for r in self._reference.update(due)]
 
     def sweep(self, now: float) -> list[Row]:
-        return [_nan_rows(r) for r in self._reference.sweep(now)]
+        before = now - self._close_after_s
+        if any(t <= before for t, _ in self._reference.open.values()):
+            held = self._cadence.release()
+        else:
+            held = self._cadence.due(now)
+        rows = [] if held is None else self._reference.update(held)
+        rows = sorted(rows + self._reference.sweep(now), key=lambda r: (r[1], r[0]))
+        return [_nan_rows(r) for r in rows]
 
 
 def _nan_rows(row: tuple[Any, ...]) -> Row:
@@ -775,4 +788,4 @@ def tamper_reference(registry: Registry, topology: SiteTopology | None = None
     reference = make(registry.index.point_device.tolist(),
                      topo.point_tamper_watched.tolist(), topo.point_clone_group.tolist(),
                      defaults)
-    return _TamperAdapter(reference)
+    return _TamperAdapter(reference, defaults["judge_every_s"], defaults["close_after_s"])
