@@ -138,7 +138,7 @@ class EventBurstDetector:
 
     def sweep(self, now: float) -> ConditionChanges:
         """Clear the bursts whose device has been quiet for ``clear_after_s`` at ``now``."""
-        if not math.isfinite(now):
+        if not math.isfinite(now) or not self._active.any():
             return ConditionChanges.none(self.rule)
         devices = np.flatnonzero(self._active & (now - self._last_ts >= self.clear_after_s))
         if devices.shape[0] == 0:

@@ -83,6 +83,11 @@ class SilenceDetector:
         """Watermark instant at which the current silence was declared."""
         self._watch_start = math.nan
         """The first sweep instant: never-seen devices are judged from here."""
+        self._quiet_until = -math.inf
+        """No device can fall silent at a sweep up to here: the earliest deadline seen at
+        the last full sweep (new data only moves deadlines later).  Most sweeps stop
+        here, which matters when a sparse recording is replayed: a sweep every 5 s of
+        event time, and hardly a message between two."""
 
     @property
     def last_seen(self) -> NDArray[np.float64]:
@@ -128,6 +133,7 @@ class SilenceDetector:
             return ConditionChanges.none(self.rule)
         self._silent[cleared] = False
         self._silent_at[cleared] = np.nan
+        self._quiet_until = -math.inf  # their new deadlines may come first
         at = newest[cleared]
         order = np.argsort(at, kind="stable")
         cleared, at = cleared[order], at[order]
@@ -146,11 +152,17 @@ class SilenceDetector:
         """Judge every device against the watermark ``now`` (epoch seconds)."""
         if not math.isfinite(now):
             return ConditionChanges.none(self.rule)
+        if now <= self._quiet_until:
+            return ConditionChanges.none(self.rule)
         if math.isnan(self._watch_start):
             self._watch_start = float(now)
         reference = np.where(np.isnan(self._last_seen), self._watch_start, self._last_seen)
         became = (now - reference > self._timeout) & ~self._silent
         devices = np.flatnonzero(became)
+        waiting = (reference + self._timeout)[~(self._silent | became)]
+        # A microsecond short of the earliest deadline: safe against rounding of the sum.
+        self._quiet_until = (float(np.nanmin(waiting)) - 1e-6 if np.isfinite(waiting).any()
+                             else math.inf)
         if devices.shape[0] == 0:
             return ConditionChanges.none(self.rule)
         self._silent[devices] = True

@@ -251,10 +251,12 @@ class TamperDetector:
         """Judge held samples once due, and open records the watermark left behind by
         ``close_after_s`` (held samples first: they may close those records)."""
         before = now - self.close_after_s
-        held = (self._cadence.release() if self._records.any_open_at_or_before(before)
-                else self._cadence.due(now))
+        closing = self._records.any_open_at_or_before(before)
+        held = self._cadence.release() if closing else self._cadence.due(now)
         judged = ConditionChanges.none(self.rule) if held is None else self._judge(
             self._records.add(held))
+        if not closing:  # the usual sweep: nothing left open that long
+            return judged
         flushed = self._judge(self._records.flush(before))
         if not len(judged):
             return flushed
