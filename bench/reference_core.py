@@ -45,6 +45,8 @@ from dataclasses import dataclass
 from itertools import accumulate
 from typing import Any, Protocol
 
+import numpy as np
+
 from detectors.base import SampleBatch
 from detectors.cadence import Cadence
 from detectors.tamper import TamperDetector
@@ -79,6 +81,8 @@ class Params:
     rate_min_span_s: float = 180.0
     rate_clear_ratio: float = 0.5
     rate_on_delay_s: float = 0.0
+    rate_judge_every_s: float = 30.0
+    """The pipeline's ``RATE_JUDGE_EVERY_S``: rate samples are judged in bulk."""
     burst_min_events: int = 3
     burst_window_s: float = 600.0
     burst_clear_after_s: float = 900.0
@@ -272,6 +276,9 @@ class ReferenceCore:
         ruled = [q for q in range(n_points) if not math.isnan(rate[q])]
         capacity = _rate_capacity([point_interval[q] for q in ruled], p.rate_window_s)
         self.rates = {q: _RatePoint(rate[q], capacity) for q in ruled}
+        self._rate_ruled = np.zeros(n_points, dtype=np.bool_)
+        self._rate_ruled[ruled] = True
+        self._rate_cadence = Cadence(p.rate_judge_every_s)
 
         self.devices = [_Device(p.silence_k * t, p.burst_min_events) for t in interval]
         self.watch_start = NAN
@@ -344,8 +351,6 @@ class ReferenceCore:
             if quality != 0:
                 continue
             self._threshold(q, t, v, out["threshold"])
-            if q in self.rates:
-                self._rate(q, t, v, out["rate_of_change"])
             meter = self.meter_of_point.get(q)
             if meter is not None:
                 self._meter_sample(meter, t, v, out)
@@ -360,6 +365,10 @@ class ReferenceCore:
                 device.silent, device.silent_at = False, NAN
                 out["silence"].append((d, t, t, 0, NAN, NAN))
         out["silence"].sort(key=lambda r: (r[1], r[0]))
+        ruled = np.flatnonzero(self._rate_ruled[batch.point])
+        self._rates(self._rate_cadence.add(SampleBatch(
+            batch.point[ruled], batch.ts[ruled], batch.value[ruled], batch.quality[ruled],
+            batch.heartbeat_device[:0], batch.heartbeat_ts[:0])), out["rate_of_change"])
         self._sparks(sparks, out["event_burst"])
         if self._tamper is not None:
             out["tamper"] = self._tamper.update(batch)
@@ -373,6 +382,7 @@ class ReferenceCore:
         self._hidden_sweep(now, out["hidden_operation"])
         self._interlock_sweep(now, out["interlock_violation"])
         self._burst_sweep(now, out["event_burst"])
+        self._rates(self._rate_cadence.due(now), out["rate_of_change"])
         self._site_sweep(now, out["fake_offline_site"])
         if self._tamper is not None:
             out["tamper"] = self._tamper.sweep(now)
@@ -417,6 +427,18 @@ class ReferenceCore:
                         s.limits[band] if code else NAN))
 
     # -- rate of change ------------------------------------------------------------------
+
+    def _rates(self, batch: SampleBatch | None, out: list[Row]) -> None:
+        """The rate rule over a batch its cadence released, in (ts, point) order."""
+        if batch is None:
+            return
+        rows = sorted((r for r in zip(batch.point.tolist(), batch.ts.tolist(),
+                                      batch.value.tolist(), batch.quality.tolist(),
+                                      strict=True)
+                       if math.isfinite(r[1]) and math.isfinite(r[2]) and r[3] == 0),
+                      key=lambda r: (r[1], r[0]))
+        for q, t, v, _ in rows:
+            self._rate(q, t, v, out)
 
     def _rate(self, q: int, t: float, v: float, out: list[Row]) -> None:
         s, p = self.rates[q], self.p

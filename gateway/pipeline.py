@@ -37,6 +37,10 @@ FAKE_OFFLINE_MEMORY_S = 6 * 3600.0
 """Meter readings the site-silent rule remembers, in seconds of the fastest reference
 meter: the whole silence must be covered, well past the 30-minute on-delay."""
 
+RATE_JUDGE_EVERY_S = 30.0
+"""The rate rule judges its samples in bulk every 30 s of event time (the same verdicts,
+up to 30 s later, against a 5-minute slope window): a fraction of the per-batch cost."""
+
 SPARK_EVENTS = frozenset({"spark_detected"})
 """Event types counted by the burst rule (CONTRACT.md §1 event payloads)."""
 
@@ -103,12 +107,13 @@ class Pipeline:
         self.tamper = TamperDetector(index.point_device, topo.point_tamper_watched,
                                      topo.point_clone_group, n_devices=index.n_devices)
         self.rate = RateOfChangeDetector(
-            index.point_rate_hi_per_min, capacity=_rate_capacity(index, window_s=300.0))
+            index.point_rate_hi_per_min, capacity=_rate_capacity(index, window_s=300.0),
+            judge_every_s=RATE_JUDGE_EVERY_S)
         self.sparks = EventBurstDetector(index.n_devices)
         self._sample_detectors: list[Detector] = [
             self.threshold, self.silence, self.interlock, self.rate]
         self._sweep_detectors: list[Detector] = [
-            self.threshold, self.silence, self.hidden, self.interlock, self.sparks]
+            self.threshold, self.silence, self.hidden, self.interlock, self.sparks, self.rate]
         self.window = RecentWindow(index.n_points, depth=evidence_depth)
         self.alerts = AlertManager(locale=locale)
         self.inhibitor = Inhibitor()

@@ -510,6 +510,38 @@ def test_any_split_into_batches_gives_identical_changes(seed: int) -> None:
                                                             whole.skipped_samples)
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_judging_on_a_cadence_gives_the_same_changes_at_most_that_much_later(
+        seed: int) -> None:
+    rng = np.random.default_rng(2000 + seed)
+    config = random_config(rng, 4)
+    stream = random_stream(rng, 4, 1500)
+    parts = split(stream, sorted(rng.choice(np.arange(1, len(stream)), 150, replace=False)))
+    plain, _ = make_pair(config)
+    held = RateOfChangeDetector(config["limit"], on_delay_s=config["on_delay"],  # type: ignore[arg-type]
+                                judge_every_s=30.0,
+                                **{k: v for k, v in config.items()  # type: ignore[arg-type]
+                                   if k not in ("limit", "on_delay")})
+    expected: list[Row] = []
+    got: list[Row] = []
+    plain_worst = worst = 0.0
+    for part in parts:
+        now = float(np.nanmax(part.ts)) if np.isfinite(part.ts).any() else -math.inf
+        judged = rows(plain.update(part))
+        plain_worst = max([plain_worst, *(now - r[1] for r in judged)])
+        expected += judged
+        fresh = rows(held.update(part)) + rows(held.sweep(now))
+        worst = max([worst, *(now - r[1] for r in fresh)])
+        got += fresh
+    got += rows(held.sweep(math.inf))
+
+    assert sorted(got) == sorted(expected)
+    assert len(expected) > 3
+    span = max(float(np.nanmax(p.ts) - np.nanmin(p.ts)) for p in parts
+               if np.isfinite(p.ts).any())
+    assert worst <= plain_worst + 30.0 + span
+
+
 def test_all_points_at_once_equals_points_one_by_one() -> None:
     rng = np.random.default_rng(42)
     config = random_config(rng, 6)
