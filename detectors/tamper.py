@@ -12,16 +12,11 @@ judges run on them, each in its own module:
   much longer than the device has ever stood still;
 * exact replay (:mod:`detectors.tamper_replay`): windows of records identical to windows
   sent at least an hour earlier, all at one lag;
-* near replay (the same judge on the records' direction of travel): windows whose
-  every reading moved up, down or stayed level exactly as an earlier window did, all
-  at one lag: a replay disguised with an offset, a scale factor or a little noise;
 * clone (:mod:`detectors.tamper_clone`): two points of a clone group exactly equal,
   sample after sample, while their value moves.
 """
 
 from __future__ import annotations
-
-from dataclasses import replace
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -34,7 +29,7 @@ from detectors.tamper_frozen import FrozenJudge
 from detectors.tamper_records import RecordBuffer, Records
 from detectors.tamper_replay import ReplayJudge
 
-FROZEN, REPLAY, CLONE, NEAR_REPLAY = 1, 2, 3, 4
+FROZEN, REPLAY, CLONE = 1, 2, 3
 """Severity codes of the ``tamper`` rule (0: cleared)."""
 
 DAY = 86_400.0
@@ -89,26 +84,15 @@ class TamperDetector:
     ``replay_max_repeats`` times (default 2) is no evidence, nor is a window with fewer
     than ``replay_min_changes`` value changes inside (default 2) or a plant at rest.
 
-    Near replay, severity 4: the replay judge on each record's direction of travel
-    instead of its values: every watched sample is up, down or level against the
-    point's previous sample, level when the step is at most ``near_step_rel`` (default
-    0.003) of the value.  Windows of ``near_window`` records (default 4) with at least
-    ``near_min_changes`` (default 4) moves inside, ``near_stride`` (default 4), cleared
-    after ``near_clear_misses`` (default 12: noise breaks more windows of a disguised
-    copy than transport loss breaks of an exact one); the other replay parameters are
-    shared.  Honest process noise moves independently
-    day to day, so its direction patterns recur only by chance, at scattered lags.
-
     Clone, severity 3 (:mod:`detectors.tamper_clone`): two points of a group exactly
     equal on at least ``clone_min_samples`` (default 10) paired samples in a row, over
     which the value moved ``k`` times; ``k = max(clone_min_changes (default 2),
     log(clone_alpha) / log(q))``, ``q`` the pair's own share of moves the other point
     followed exactly, ``clone_alpha`` default 1e-6.
 
-    Rows: frozen, replay and near replay on the device's first watched point (one
-    alert per device; frozen outranks replay, which outranks near replay, when more
-    than one holds: a replay stays latched through a flat stretch, which carries no
-    evidence either way, and an exact copy is a near one too), clone on the pair's higher-indexed
+    Rows: frozen and replay on the device's first watched point (one alert per device;
+    frozen outranks replay when both hold: a replay stays latched through a flat
+    stretch, which carries no evidence either way), clone on the pair's higher-indexed
     point.  ``since``: the first record of the frozen run, of the first matching
     window, of the equal run.  ``value``/``limit``: the run and its threshold (s); the
     lag (s) and ``replay_min_lag_s``; the source point index and ``k``.  Clearing rows
@@ -155,11 +139,6 @@ class TamperDetector:
         replay_tolerance_s: float = 30.0,
         replay_max_repeats: int = 2,
         replay_min_changes: int = 2,
-        near_step_rel: float = 0.003,
-        near_window: int = 4,
-        near_stride: int = 4,
-        near_min_changes: int = 4,
-        near_clear_misses: int = 12,
         clone_min_samples: int = 10,
         clone_alpha: float = 1e-6,
         clone_min_changes: int = 2,
@@ -181,7 +160,7 @@ class TamperDetector:
         self.n_points, self.n_devices = int(device.shape[0]), n_dev
         self.close_after_s = float(close_after_s)
         self._cadence = Cadence(judge_every_s)
-        self._records = RecordBuffer(device, watch, n_dev, step_rel=near_step_rel)
+        self._records = RecordBuffer(device, watch, n_dev)
         self._frozen = FrozenJudge(
             n_dev, min_s=min_frozen_s, factor=frozen_factor, half_life_s=frozen_half_life_s,
             max_gap_s=frozen_max_gap_s, min_points=frozen_min_points)
@@ -190,11 +169,6 @@ class TamperDetector:
             min_lag_s=replay_min_lag_s, min_hits=replay_min_hits,
             clear_misses=replay_clear_misses, tolerance_s=replay_tolerance_s,
             max_repeats=replay_max_repeats, min_changes=replay_min_changes)
-        self._near = ReplayJudge(
-            n_dev, window=near_window, stride=near_stride, history_s=replay_history_s,
-            min_lag_s=replay_min_lag_s, min_hits=replay_min_hits,
-            clear_misses=near_clear_misses, tolerance_s=replay_tolerance_s,
-            max_repeats=replay_max_repeats, min_changes=near_min_changes)
         self._clone = CloneJudge(device, watch, groups, min_samples=clone_min_samples,
                                  alpha=clone_alpha, min_changes=clone_min_changes)
         first = np.full(n_dev, np.iinfo(np.int32).max, dtype=np.int32)
@@ -207,7 +181,7 @@ class TamperDetector:
 
     @property
     def severity(self) -> NDArray[np.int8]:
-        """Current code of every point (read-only view): 0 to 4."""
+        """Current code of every point (read-only view): 0, 1, 2 or 3."""
         return read_only(self._code)
 
     @property
@@ -222,19 +196,13 @@ class TamperDetector:
 
     @property
     def replay_anchors(self) -> int:
-        """Anchor windows held in the exact replay history."""
+        """Anchor windows held in the replay history."""
         return len(self._replay.history)
-
-    @property
-    def near_anchors(self) -> int:
-        """Anchor windows held in the near replay history."""
-        return len(self._near.history)
 
     def state_nbytes(self) -> dict[str, int]:
         """Bytes of state held, per part (the replay history grows with time)."""
         return {"records": self._records.nbytes(), "frozen": self._frozen.nbytes(),
-                "replay": self._replay.nbytes(), "near_replay": self._near.nbytes(),
-                "clone": self._clone.nbytes(),
+                "replay": self._replay.nbytes(), "clone": self._clone.nbytes(),
                 "codes": int(self._device_code.nbytes + self._code.nbytes
                              + self._subject.nbytes)}
 
@@ -278,29 +246,25 @@ class TamperDetector:
             return ConditionChanges.none(self.rule)
         frozen = self._frozen.judge(rec)
         replay = self._replay.judge(rec)
-        near = self._near.judge(replace(rec, digest=rec.shape_digest,
-                                        changes=rec.shape_changes))
         c_subject, c_ts, c_since, c_on, c_value, c_limit = self._clone.judge(rec)
         self._code[c_subject] = np.where(self._clone.cloned[c_subject] > 0, CLONE, 0)
         # One code per device: frozen, else replay, else 0; a row where it changes.
-        code = np.select([frozen.active, replay.active, near.active],
-                         [np.int8(FROZEN), np.int8(REPLAY), np.int8(NEAR_REPLAY)],
-                         np.int8(0)).astype(np.int8)
+        code = np.where(frozen.active, np.int8(FROZEN),
+                        np.where(replay.active, np.int8(REPLAY), np.int8(0))).astype(np.int8)
         dev = rec.device
         at = np.flatnonzero(code != shift_within(code, rec.first, self._device_code[dev]))
         last = segment_ends(rec.first)
         self._device_code[dev[last]] = code[last]
         self._code[self._subject[dev[last]]] = code[last]
         d_code = code[at]
-        is_frozen, is_replay, is_near = (d_code == FROZEN, d_code == REPLAY,
-                                         d_code == NEAR_REPLAY)
+        is_frozen, is_replay = d_code == FROZEN, d_code == REPLAY
         d_ts = rec.ts[at]
         nan = np.full(at.shape[0], np.nan)
 
-        def pick(f: NDArray[np.float64], r: NDArray[np.float64], n: NDArray[np.float64],
+        def pick(f: NDArray[np.float64], r: NDArray[np.float64],
                  otherwise: NDArray[np.float64]) -> NDArray[np.float64]:
-            out: NDArray[np.float64] = np.select([is_frozen, is_replay, is_near],
-                                                 [f[at], r[at], n[at]], otherwise)
+            out: NDArray[np.float64] = np.where(is_frozen, f[at],
+                                                np.where(is_replay, r[at], otherwise))
             return out
 
         subject = np.concatenate((self._subject[dev[at]], c_subject))
@@ -311,11 +275,8 @@ class TamperDetector:
             rule=self.rule,
             subject=subject[order],
             ts=ts[order],
-            since=np.concatenate((pick(frozen.since, replay.since, near.since, d_ts),
-                                   c_since))[order],
+            since=np.concatenate((pick(frozen.since, replay.since, d_ts), c_since))[order],
             severity=severity[order].astype(np.int8),
-            value=np.concatenate((pick(frozen.value, replay.value, near.value, nan),
-                                   c_value))[order],
-            limit=np.concatenate((pick(frozen.limit, replay.limit, near.limit, nan),
-                                   c_limit))[order],
+            value=np.concatenate((pick(frozen.value, replay.value, nan), c_value))[order],
+            limit=np.concatenate((pick(frozen.limit, replay.limit, nan), c_limit))[order],
         )

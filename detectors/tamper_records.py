@@ -27,7 +27,6 @@ _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
 _S30, _S27, _S31 = np.uint64(30), np.uint64(27), np.uint64(31)
 _POINT_SALT = np.uint64(0x9E3779B97F4A7C15)
-_SHAPE_SALT = np.uint64(0x632BE59BD9B4E019)
 
 
 def mix64(x: U64) -> U64:
@@ -98,11 +97,7 @@ class Records:
     """Closed records in (device, ts) order and their samples in (device, ts, point).
 
     ``changes`` counts the samples whose value differs from that point's previous
-    sample (the first sample ever of a point counts as a change); ``shape_digest`` and
-    ``shape_changes`` are the same for the record's *direction of travel*: each sample
-    reduced to up, down or level (a step of at most ``step_rel`` of the value is
-    level), so data copied with an offset, a scale factor or noise below that step
-    still has the digest of its original; ``rest`` is true when
+    sample (the first sample ever of a point counts as a change); ``rest`` is true when
     fewer than half of the device's watched points report a non-zero value (the others
     read exactly 0 or are flagged, e.g. "stopped": a plant at rest); ``digest`` hashes
     the record's (point, value) pairs exactly, so an exact replay has the same digest.
@@ -118,8 +113,6 @@ class Records:
     changes: NDArray[np.int32]
     rest: NDArray[np.bool_]
     digest: U64
-    shape_digest: U64
-    shape_changes: NDArray[np.int32]
     row_point: NDArray[np.int32]
     row_value: NDArray[np.float64]
     row_record: NDArray[np.intp]
@@ -140,10 +133,7 @@ class RecordBuffer:
     """
 
     def __init__(self, point_device: NDArray[np.int32], watched: NDArray[np.bool_],
-                 n_devices: int, *, step_rel: float = 0.003) -> None:
-        if not step_rel >= 0:
-            raise ValueError("step_rel must be >= 0")
-        self.step_rel = float(step_rel)
+                 n_devices: int) -> None:
         self.point_device = point_device
         self.watched = watched
         self.n_points = int(point_device.shape[0])
@@ -151,7 +141,6 @@ class RecordBuffer:
         self._ptr, self._points = device_points(point_device, n_devices)
         self._n_watched = np.bincount(point_device[watched], minlength=n_devices)
         self._salt = mix64(np.arange(self.n_points, dtype=np.uint64) + _POINT_SALT)
-        self._shape_salt = mix64(self._salt ^ _SHAPE_SALT)
         self.closed_ts = np.full(n_devices, -np.inf, dtype=np.float64)
         """ts of each device's newest closed record."""
         self._open_ts = np.full(n_devices, np.nan, dtype=np.float64)
@@ -198,7 +187,7 @@ class RecordBuffer:
         self.late += n_usable - (keep.shape[0] - held.shape[0])
         p, t, v = p[keep], t[keep], v[keep]
         d = self.point_device[p]
-        prev = shift_within(v, segment_starts(p), self._last_value[p])
+        changed = v != shift_within(v, segment_starts(p), self._last_value[p])
         # Device order; lexsort is stable, so points stay ascending inside a record.
         order = np.lexsort((t, d))
         dd = d[order]
@@ -216,7 +205,7 @@ class RecordBuffer:
         rows = order[closed[order]]
         if rows.shape[0] == 0:
             return self._empty()
-        rec = self._records(d[rows], t[rows], p[rows], v[rows], prev[rows])
+        rec = self._records(d[rows], t[rows], p[rows], v[rows], changed[rows])
         ends = segment_ends(rec.first)
         self.closed_ts[rec.device[ends]] = rec.ts[ends]
         return rec
@@ -237,12 +226,12 @@ class RecordBuffer:
         d = self.point_device[p]
         t = self._open_ts[d]
         v = self._open_value[p]
-        prev = self._last_value[p]
+        changed = v != self._last_value[p]
         self._last_value[p] = v
         self._open_has[p] = False
         self.closed_ts[due] = self._open_ts[due]
         self._open_ts[due] = np.nan
-        return self._records(d, t, p, v, prev)
+        return self._records(d, t, p, v, changed)
 
     def _distinct(self, devices: NDArray[np.int32]) -> NDArray[np.int32]:
         """Each device once, in O(rows): whichever row's stamp sticks represents it."""
@@ -259,15 +248,8 @@ class RecordBuffer:
             self._last_value[p[last]] = v[last]
 
     def _records(self, d: NDArray[np.int32], t: NDArray[np.float64], p: NDArray[np.int32],
-                 v: NDArray[np.float64], prev: NDArray[np.float64]) -> Records:
-        """Records of rows in (device, ts, point) order; ``prev`` is each row's previous
-        value of its point (NaN: none)."""
+                 v: NDArray[np.float64], changed: NDArray[np.bool_]) -> Records:
         n = d.shape[0]
-        changed = v != prev
-        # Direction of travel: 0 level, 1 up, 2 down; NaN prev compares False: level.
-        step = v - prev
-        moved = np.abs(step) > self.step_rel * np.maximum(np.abs(v), np.abs(prev))
-        direction = np.where(moved, np.where(step > 0, 1, 2), 0).astype(np.uint64)
         new = np.empty(n, dtype=np.bool_)
         new[0] = True
         new[1:] = (d[1:] != d[:-1]) | (t[1:] != t[:-1])
@@ -286,8 +268,6 @@ class RecordBuffer:
             rest=2 * np.add.reduceat((clean != 0.0).astype(np.int32), start)
             < self._n_watched[device],
             digest=np.add.reduceat(digest, start),
-            shape_digest=np.add.reduceat(mix64(direction ^ self._shape_salt[p]), start),
-            shape_changes=np.add.reduceat(moved.astype(np.int32), start),
             row_point=p,
             row_value=v,
             row_record=np.cumsum(new) - 1,
@@ -299,8 +279,7 @@ class RecordBuffer:
         return Records(
             device=np.empty(0, dtype=np.int32), ts=np.empty(0), first=np.empty(0, bool),
             start=i, size=i, changes=np.empty(0, dtype=np.int32), rest=np.empty(0, bool),
-            digest=np.empty(0, dtype=np.uint64), shape_digest=np.empty(0, dtype=np.uint64),
-            shape_changes=np.empty(0, dtype=np.int32), row_point=np.empty(0, dtype=np.int32),
+            digest=np.empty(0, dtype=np.uint64), row_point=np.empty(0, dtype=np.int32),
             row_value=np.empty(0), row_record=i, row_changed=np.empty(0, bool),
         )
 

@@ -44,11 +44,6 @@ SMALL: dict[str, Any] = {
     "replay_tolerance_s": 4.0,
     "replay_max_repeats": 2,
     "replay_min_changes": 1,
-    "near_step_rel": 0.2,
-    "near_window": 3,
-    "near_stride": 2,
-    "near_min_changes": 2,
-    "near_clear_misses": 3,
     "clone_min_samples": 3,
     "clone_alpha": 0.2,
     "clone_min_changes": 1,
@@ -71,9 +66,11 @@ class Pair:
 
 
 @dataclass
-class Replay:
-    """One replay judge's state of a device (exact, or near on directions)."""
-
+class Device:
+    run_start: float = NAN
+    last_ts: float = NAN
+    learned_z: float = -math.inf
+    over: bool = False
     window: list[tuple[int, int, bool, float]] = field(default_factory=list)
     lag: float = NAN
     hits: int = 0
@@ -81,16 +78,6 @@ class Replay:
     since: float = NAN
     active: bool = False
     hit_end: float = -math.inf
-
-
-@dataclass
-class Device:
-    run_start: float = NAN
-    last_ts: float = NAN
-    learned_z: float = -math.inf
-    over: bool = False
-    exact: Replay = field(default_factory=Replay)
-    near: Replay = field(default_factory=Replay)
     code: int = 0
 
 
@@ -110,14 +97,12 @@ class Reference:
         n = len(point_device)
         self.salt = [int(x) for x in mix64(np.arange(n, dtype=np.uint64)
                                            + np.uint64(0x9E3779B97F4A7C15))]
-        self.shape_salt = [int(x) for x in mix64(np.array(self.salt, dtype=np.uint64)
-                                                 ^ np.uint64(0x632BE59BD9B4E019))]
         self.dsalt = mix64(np.arange(n_dev, dtype=np.uint64) ^ _DEVICE_SALT)
         self.devices = [Device() for _ in range(n_dev)]
         self.closed_ts = [-math.inf] * n_dev
         self.open: dict[int, tuple[float, dict[int, float]]] = {}
         self.last_value: list[float | None] = [None] * n
-        self.tables: dict[str, dict[int, list[int]]] = {"exact": {}, "near": {}}
+        self.table: dict[int, list[int]] = {}
         members = sorted((point_device[q], groups[q], q) for q in range(n)
                          if watched[q] and groups[q] >= 0)
         self.pairs = [Pair(a, b) for i, (da, ga, a) in enumerate(members)
@@ -169,16 +154,6 @@ class Reference:
         points = sorted(values)
         changes = sum(1 for q in points if self.last_value[q] is None
                       or values[q] != self.last_value[q])
-        shape_digest, shape_changes = 0, 0
-        for q in points:
-            prev, v = self.last_value[q], values[q]
-            moved = prev is not None and abs(v - prev) > p["near_step_rel"] * max(abs(v),
-                                                                                  abs(prev))
-            direction = (1 if v > prev else 2) if moved and prev is not None else 0
-            shape_changes += moved
-            shape_digest += int(mix64(np.array([direction ^ self.shape_salt[q]],
-                                               dtype=np.uint64))[0])
-        shape_digest %= M64
         for q in points:
             self.last_value[q] = values[q]
         rest = 2 * sum(1 for q in points if values[q] + 0.0 != 0.0) < self.n_watched[d]
@@ -202,49 +177,40 @@ class Reference:
         dv.over = elapsed >= limit
         frozen = dv.over and len(points) >= p["frozen_min_points"]
         dv.last_ts = t
-        # Exact replay, and near replay: the same judge on directions.
-        self._window(d, dv.exact, "exact", (digest, changes, rest, t), p["replay_window"],
-                     p["replay_min_changes"], p["replay_stride"], p["replay_clear_misses"])
-        self._window(d, dv.near, "near", (shape_digest, shape_changes, rest, t),
-                     p["near_window"], p["near_min_changes"], p["near_stride"],
-                     p["near_clear_misses"])
-        # One code per device.
-        code = 1 if frozen else 2 if dv.exact.active else 4 if dv.near.active else 0
-        out: list[Row] = []
-        if code != dv.code:
-            judge = dv.exact if code == 2 else dv.near
-            since, value, lim = ((dv.run_start, elapsed, limit) if code == 1 else
-                                 (judge.since, judge.lag, p["replay_min_lag_s"])
-                                 if code in (2, 4) else (t, -999.0, -999.0))
-            out.append((self.subject[d], t, since, code, value, lim))
-            dv.code = code
-        return out + self._clone(d, t, values)
-
-    def _window(self, d: int, dv: Replay, table: str, entry: tuple[int, int, bool, float],
-                w: int, min_changes: int, stride: int, clear_misses: int) -> None:
-        entries = [*dv.window, entry]
+        # Exact replay.
+        w = p["replay_window"]
+        entries = [*dv.window, (digest, changes, rest, t)]
         dv.window = entries[len(entries) - (w - 1):] if w > 1 else []
         if len(entries) >= w:
             win = entries[-w:]
             key = sum(win[-1 - k][0] * int(_MULT[k]) for k in range(w)) % M64
             inner = sum(win[-1 - k][1] for k in range(w - 1)) if w > 1 else win[-1][1]
             key = int(mix64(np.array([key], dtype=np.uint64) ^ self.dsalt[d])[0])
-            if (inner >= min_changes and not all(e[2] for e in win)
-                    and key % stride == 0):
-                self._anchor(dv, self.tables[table], key, entry[3], win[0][3], clear_misses)
+            if (inner >= p["replay_min_changes"] and not all(e[2] for e in win)
+                    and key % p["replay_stride"] == 0):
+                self._anchor(dv, key, t, win[0][3])
+        # One code per device.
+        code = 1 if frozen else 2 if dv.active else 0
+        out: list[Row] = []
+        if code != dv.code:
+            since, value, lim = ((dv.run_start, elapsed, limit) if code == 1 else
+                                 (dv.since, dv.lag, p["replay_min_lag_s"]) if code == 2 else
+                                 (t, -999.0, -999.0))
+            out.append((self.subject[d], t, since, code, value, lim))
+            dv.code = code
+        return out + self._clone(d, t, values)
 
-    def _anchor(self, dv: Replay, table: dict[int, list[int]], key: int, t: float,
-                start: float, clear_misses: int) -> None:
+    def _anchor(self, dv: Device, key: int, t: float, start: float) -> None:
         p = self.p
         sec = math.floor(t)
-        entry = table.get(key)
+        entry = self.table.get(key)
         if entry is not None and entry[0] >= sec - p["replay_history_s"]:
             age = sec - entry[0]
             hit = age >= p["replay_min_lag_s"] and entry[1] <= p["replay_max_repeats"]
             entry[1] = min(entry[1] + 1, 255)
             kind, lag = (1, float(age)) if hit else (0, NAN)
         else:
-            table[key] = [sec, 1]
+            self.table[key] = [sec, 1]
             kind, lag = 2, NAN
         if kind == 0:
             return
@@ -258,7 +224,7 @@ class Reference:
             dv.lag, dv.since = lag, start
         if fresh or restart:
             dv.hit_end = t
-        if dv.misses >= clear_misses:
+        if dv.misses >= p["replay_clear_misses"]:
             dv.hits, dv.misses, dv.lag, dv.since = 0, 0, NAN, NAN
         dv.active = dv.hits >= p["replay_min_hits"]
 
@@ -406,4 +372,4 @@ def test_the_random_streams_exercise_every_signal() -> None:
             if now is not None:
                 seen |= {r[3] for r in ref.sweep(now)}
 
-    assert seen == {0, 1, 2, 3, 4}
+    assert seen == {0, 1, 2, 3}
