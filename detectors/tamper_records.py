@@ -68,6 +68,36 @@ def segment_cummax(
     return out
 
 
+def device_time_order(d: NDArray[np.int32], t: NDArray[np.float64]) -> NDArray[np.intp]:
+    """Stable order by (device, ts): rows of one (device, ts) keep their order.
+
+    ``np.lexsort((t, d))`` sorts twice.  One stable sort of a 64-bit key (device, then
+    ts in whole milliseconds since the earliest row) is a merge of the presorted runs
+    the rows arrive in (by point, then time), several times faster; it is used when
+    the milliseconds order the rows exactly as ``t`` does, which the result is checked
+    for (device timestamps carry whole seconds or milliseconds).
+
+    >>> device_time_order(np.array([1, 0, 1, 0], np.int32),
+    ...                   np.array([5.0, 9.0, 2.0, 9.0])).tolist()
+    [1, 3, 2, 0]
+    """
+    n = d.shape[0]
+    if n == 0:
+        return np.empty(0, dtype=np.intp)
+    t0 = float(t.min())
+    ms = np.round((t - t0) * 1000.0)
+    if float(ms.max()) < 2.0**42 and int(d.max()) < 2**21:
+        key = (d.astype(np.int64) << 42) | ms.astype(np.int64)
+        order = np.argsort(key, kind="stable")
+        k, ts = key[order], t[order]
+        same_key = k[1:] == k[:-1]
+        # Equal keys must be equal times, and distinct keys of a device increasing times.
+        if not (same_key & (ts[1:] != ts[:-1])).any():
+            return order
+    fallback: NDArray[np.intp] = np.lexsort((t, d))
+    return fallback
+
+
 def device_points(point_device: NDArray[np.int32], n_devices: int) -> tuple[
     NDArray[np.intp], NDArray[np.int32]
 ]:
@@ -188,8 +218,7 @@ class RecordBuffer:
         p, t, v = p[keep], t[keep], v[keep]
         d = self.point_device[p]
         changed = v != shift_within(v, segment_starts(p), self._last_value[p])
-        # Device order; lexsort is stable, so points stay ascending inside a record.
-        order = np.lexsort((t, d))
+        order = device_time_order(d, t)
         dd = d[order]
         dev_first = segment_starts(dd)
         dev_last = segment_ends(dev_first)

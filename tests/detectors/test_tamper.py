@@ -10,6 +10,7 @@ import pytest
 
 from detectors.base import SampleBatch
 from detectors.tamper import CLONE, FROZEN, REPLAY, TamperDetector
+from detectors.tamper_records import device_time_order
 from tests.detectors.change_rows import Row, rows
 
 NAN = math.nan
@@ -495,3 +496,14 @@ def test_bad_arguments_are_clear_errors() -> None:
         device().update(SampleBatch.from_arrays([3], [0.0], [1.0]))
     with pytest.raises(ValueError, match="replay"):
         device(replay_min_lag_s=9 * DAY)
+
+
+@pytest.mark.parametrize(("resolution", "span"), [(1.0, 600.0), (0.001, 2.0), (1e-6, 0.05)])
+def test_device_time_order_equals_lexsort(resolution: float, span: float) -> None:
+    """The fast key sort (whole milliseconds) and its fallback (sub-millisecond times
+    that share a millisecond) both order like lexsort."""
+    rng = np.random.default_rng(7)
+    d = rng.integers(0, 50, 5000).astype(np.int32)
+    t = 1.7e9 + np.round(rng.uniform(0, span, 5000) / resolution) * resolution
+
+    assert device_time_order(d, t).tolist() == np.lexsort((t, d)).tolist()
