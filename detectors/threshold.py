@@ -99,6 +99,13 @@ class ThresholdDetector:
         self._leave_at = self._limits - signs[:, None] * self._deadband[None, :]
         self._limited = np.asarray(np.isfinite(self._limits).any(axis=0), dtype=np.bool_)
         """Points with at least one limit: the only ones this rule looks at."""
+        high = [b for b, (_, _, direction) in enumerate(_BANDS) if direction > 0]
+        low = [b for b, (_, _, direction) in enumerate(_BANDS) if direction < 0]
+        self._enter_above = np.fmin.reduce(self._limits[high], axis=0)
+        """Lowest high limit of each point (NaN: none): above it some band enters."""
+        self._enter_below = np.fmax.reduce(self._limits[low], axis=0)
+        self._engaged = np.zeros(n_points, dtype=np.bool_)
+        """Some band of the point is raw-active: its samples must all be judged."""
         self.n_points = n_points
 
         self._active = np.zeros((len(_BANDS), n_points), dtype=np.bool_)
@@ -137,11 +144,37 @@ class ThresholdDetector:
         self.late_samples += late
         if p.shape[0] == 0:
             return ConditionChanges.none(self.rule)
+        p, t, v = self._drop_calm_points(p, t, v)
+        if p.shape[0] == 0:
+            return ConditionChanges.none(self.rule)
         return self._judge(p, t, v)
 
     def sweep(self, now: float) -> ConditionChanges:
         """Nothing to do on the clock: the on-delay is judged on samples."""
         return ConditionChanges.none(self.rule)
+
+    def _drop_calm_points(
+        self, p: NDArray[np.int32], t: NDArray[np.float64], v: NDArray[np.float64]
+    ) -> tuple[NDArray[np.int32], NDArray[np.float64], NDArray[np.float64]]:
+        """Rows of points that may change, sorted as given; the others are done here.
+
+        A point with no band raw-active whose every sample stays within its limits
+        (not above a high one, not below a low one) ends exactly as it started, all
+        bands off: only its last ts moves.  In normal operation that is nearly every
+        point, and the band-by-band state machine runs on the few others.
+        """
+        calm = ~((v > self._enter_above[p]) | (v < self._enter_below[p]) | self._engaged[p])
+        if not calm.any():
+            return p, t, v
+        first = segment_starts(p)
+        seg_start = np.flatnonzero(first)
+        seg_calm = np.logical_and.reduceat(calm, seg_start)
+        last = segment_ends(first)
+        self._last_ts[p[last[seg_calm]]] = t[last[seg_calm]]
+        if seg_calm.all():
+            return p[:0], t[:0], v[:0]
+        keep = ~seg_calm[np.cumsum(first) - 1]
+        return p[keep], t[keep], v[keep]
 
     def _judge(
         self, p: NDArray[np.int32], t: NDArray[np.float64], v: NDArray[np.float64]
@@ -202,6 +235,7 @@ class ThresholdDetector:
             any_raw[last], excursion_start[last], np.nan
         )
         self._code[seg_points] = code[last]
+        self._engaged[seg_points] = any_raw[last]
         self._last_ts[seg_points] = t[last]
         if changed.shape[0] == 0:
             return ConditionChanges.none(self.rule)
