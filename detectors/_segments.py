@@ -156,6 +156,41 @@ def shift_within(
     return np.where(first, seed, prev)
 
 
+def group_csr(group_of: NDArray[np.int32], n_groups: int) -> tuple[
+    NDArray[np.intp], NDArray[np.int32]
+]:
+    """CSR of the members of each group: ``members[ptr[g]:ptr[g + 1]]``, ascending.
+
+    >>> ptr, members = group_csr(np.array([1, 0, 1], dtype=np.int32), 3)
+    >>> ptr.tolist(), members.tolist()
+    ([0, 1, 3, 3], [1, 0, 2])
+    """
+    members = np.argsort(group_of, kind="stable").astype(np.int32)
+    counts = np.bincount(group_of, minlength=n_groups)
+    ptr = np.zeros(n_groups + 1, dtype=np.intp)
+    np.cumsum(counts, out=ptr[1:])
+    return ptr, members
+
+
+def gather_csr(ptr: NDArray[np.intp], members: NDArray[np.int32],
+               groups: NDArray[np.int32]) -> NDArray[np.int32]:
+    """All members of the given groups, group after group.
+
+    >>> ptr, members = group_csr(np.array([1, 0, 1], dtype=np.int32), 3)
+    >>> gather_csr(ptr, members, np.array([1, 2, 0], dtype=np.int32)).tolist()
+    [0, 2, 1]
+    """
+    starts = ptr[groups]
+    counts = ptr[groups + 1] - starts
+    total = int(counts.sum())
+    if total == 0:
+        return np.empty(0, dtype=np.int32)
+    ends = np.cumsum(counts)
+    offset = np.repeat(starts - (ends - counts), counts)
+    out: NDArray[np.int32] = members[offset + np.arange(total)]
+    return out
+
+
 def read_only(array: NDArray[_T]) -> NDArray[_T]:
     """A view of detector state that callers (the API layer) cannot write through.
 

@@ -27,7 +27,14 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from detectors._segments import read_only, segment_ends, segment_starts, sorted_unique_rows
+from detectors._segments import (
+    gather_csr,
+    group_csr,
+    read_only,
+    segment_ends,
+    segment_starts,
+    sorted_unique_rows,
+)
 from detectors.base import QUALITY_CODES, QUALITY_NORMAL, ConditionChanges, SampleBatch
 
 FAN, COOLING, LEAK = 1, 2, 3
@@ -115,6 +122,17 @@ class InterlockDetector:
         """New data since the last evaluation."""
         self._pending = False
         """Some violation is waiting out its on-delay."""
+        # Rules of each point, so a sweep evaluates only rules whose data moved and
+        # rules waiting out their on-delay: nothing else can change (a rule neither
+        # waiting nor fed is decided until its data moves; going stale decides nothing).
+        sides = [(side, np.flatnonzero(side >= 0)) for side in (self._power, self._guard,
+                                                               self._other)]
+        point_of = np.concatenate([side[rules] for side, rules in sides]).astype(np.int32)
+        rule_of = np.concatenate([rules for _, rules in sides]).astype(np.int32)
+        ptr, members = group_csr(point_of, self.n_points)
+        self._point_rules_ptr, self._point_rules = ptr, rule_of[members]
+        self._rule_dirty = np.zeros(n, dtype=np.bool_)
+        self._waiting = np.zeros(n, dtype=np.bool_)
         self._guard_since = np.full(n, np.nan)
         self._power_since = np.full(n, np.nan)
         self.samples_ignored = 0
@@ -149,9 +167,12 @@ class InterlockDetector:
         last = segment_ends(segment_starts(p))
         p, t, v = p[last], t[last], v[last]
         newer = t > self._ts[p]
-        self._ts[p[newer]] = t[newer]
-        self._value[p[newer]] = v[newer]
-        self._dirty = self._dirty or bool(newer.any())
+        moved = p[newer]
+        self._ts[moved] = t[newer]
+        self._value[moved] = v[newer]
+        if moved.shape[0]:
+            self._dirty = True
+            self._rule_dirty[gather_csr(self._point_rules_ptr, self._point_rules, moved)] = True
         return ConditionChanges.none(self.rule)
 
     def sweep(self, now: float) -> ConditionChanges:
@@ -160,7 +181,10 @@ class InterlockDetector:
         if self.n_rules == 0 or not (self._dirty or self._pending):
             return ConditionChanges.none(self.rule)
         self._dirty = False
-        power, guard, other = self._power, self._guard, self._other
+        r = np.flatnonzero(self._rule_dirty | self._waiting)
+        self._rule_dirty[r] = False
+        kind = self._kind[r]
+        power, guard, other = self._power[r], self._guard[r], self._other[r]
         has_other = other >= 0
         o = np.where(has_other, other, 0)
         fresh = ((now - self._ts[power] <= self._stale_s[power])
@@ -168,39 +192,43 @@ class InterlockDetector:
                  & (~has_other | (now - self._ts[o] <= self._stale_s[o])))
         kw, g = self._value[power], self._value[guard]
         ov = np.where(has_other, self._value[o], np.nan)
-        active = self._active
+        active = self._active[r]
+        guard_limit, other_limit = self._guard_limit[r], self._other_limit[r]
         # Recovering needs the deadband; entering only the limit.
         slack = np.where(active, 1.0 + _DEADBAND, 1.0)
         shortfall = (g - ov) / np.maximum(g, 1e-9)
         guard_bad = np.select(
-            [self._kind == FAN, self._kind == COOLING, self._kind == LEAK],
-            [g < self._guard_limit,
-             (g < self._guard_limit * slack) | (has_other & (ov < self._other_limit * slack)),
-             (g > np.fmax(self._guard_limit, 0.0)) & (shortfall > self._other_limit / slack)],
+            [kind == FAN, kind == COOLING, kind == LEAK],
+            [g < guard_limit,
+             (g < guard_limit * slack) | (has_other & (ov < other_limit * slack)),
+             (g > np.fmax(guard_limit, 0.0)) & (shortfall > other_limit / slack)],
             default=False)
-        power_on = kw > self._on_kw
-        self._guard_since = _since(guard_bad, self._guard_since,
-                                   np.where(self._kind == LEAK,
-                                            np.maximum(self._ts[guard], self._ts[o]),
-                                            self._ts[guard]))
-        self._power_since = _since(power_on, self._power_since, self._ts[power])
+        power_on = kw > self._on_kw[r]
+        guard_since = _since(guard_bad, self._guard_since[r],
+                             np.where(kind == LEAK, np.maximum(self._ts[guard], self._ts[o]),
+                                      self._ts[guard]))
+        power_since = _since(power_on, self._power_since[r], self._ts[power])
+        self._guard_since[r], self._power_since[r] = guard_since, power_since
         violated = guard_bad & power_on
-        since = np.maximum(self._guard_since, self._power_since)
+        since = np.maximum(guard_since, power_since)
         waiting = fresh & violated & ~active
         fire = waiting & (now - since >= self._on_delay)
-        self._pending = bool((waiting & ~fire).any())
+        self._waiting[r] = waiting & ~fire
+        self._pending = bool(self._waiting.any())
         clear = fresh & ~violated & active
         if not (fire.any() or clear.any()):
             return ConditionChanges.none(self.rule)
-        active[fire] = True
-        active[clear] = False
-        rows = np.flatnonzero(fire | clear).astype(np.int32)
-        firing = fire[rows]
-        measure = np.where(self._kind == LEAK, shortfall, g)[rows]
-        limit = np.where(self._kind == LEAK, self._other_limit, self._guard_limit)[rows]
+        self._active[r[fire]] = True
+        self._active[r[clear]] = False
+        pick = np.flatnonzero(fire | clear)
+        firing = fire[pick]
+        leak = kind[pick] == LEAK
+        measure = np.where(leak, shortfall[pick], g[pick])
+        limit = np.where(leak, other_limit[pick], guard_limit[pick])
         return ConditionChanges(
-            rule=self.rule, subject=rows, ts=np.full(rows.shape[0], now),
-            since=np.where(firing, since[rows], now),
+            rule=self.rule, subject=r[pick].astype(np.int32),
+            ts=np.full(pick.shape[0], now),
+            since=np.where(firing, since[pick], now),
             severity=firing.astype(np.int8), value=measure,
             limit=np.where(firing, limit, np.nan))
 

@@ -18,7 +18,14 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from detectors._segments import segment_ends, segment_starts, shift_within, sorted_unique_rows
+from detectors._segments import (
+    gather_csr,
+    group_csr,
+    segment_ends,
+    segment_starts,
+    shift_within,
+    sorted_unique_rows,
+)
 from detectors.base import QUALITY_NORMAL, SampleBatch
 
 U64 = NDArray[np.uint64]
@@ -98,30 +105,6 @@ def device_time_order(d: NDArray[np.int32], t: NDArray[np.float64]) -> NDArray[n
     return fallback
 
 
-def device_points(point_device: NDArray[np.int32], n_devices: int) -> tuple[
-    NDArray[np.intp], NDArray[np.int32]
-]:
-    """CSR of the points of each device: ``points[ptr[d]:ptr[d + 1]]``, ascending."""
-    order = np.argsort(point_device, kind="stable").astype(np.int32)
-    counts = np.bincount(point_device, minlength=n_devices)
-    ptr = np.zeros(n_devices + 1, dtype=np.intp)
-    np.cumsum(counts, out=ptr[1:])
-    return ptr, order
-
-
-def gather_csr(ptr: NDArray[np.intp], items: NDArray[np.int32],
-               groups: NDArray[np.int32]) -> NDArray[np.int32]:
-    """All items of the given groups, group after group."""
-    starts = ptr[groups]
-    counts = ptr[groups + 1] - starts
-    total = int(counts.sum())
-    if total == 0:
-        return np.empty(0, dtype=np.int32)
-    ends = np.cumsum(counts)
-    offset = np.repeat(starts - (ends - counts), counts)
-    return items[offset + np.arange(total)]
-
-
 @dataclass(frozen=True, slots=True)
 class Records:
     """Closed records in (device, ts) order and their samples in (device, ts, point).
@@ -168,7 +151,7 @@ class RecordBuffer:
         self.watched = watched
         self.n_points = int(point_device.shape[0])
         self.n_devices = n_devices
-        self._ptr, self._points = device_points(point_device, n_devices)
+        self._ptr, self._points = group_csr(point_device, n_devices)
         self._n_watched = np.bincount(point_device[watched], minlength=n_devices)
         self._salt = mix64(np.arange(self.n_points, dtype=np.uint64) + _POINT_SALT)
         self.closed_ts = np.full(n_devices, -np.inf, dtype=np.float64)
