@@ -19,6 +19,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from detectors._segments import (
+    ffill_positions,
     gather_csr,
     group_csr,
     segment_ends,
@@ -55,8 +56,9 @@ def segment_cummax(
 ) -> NDArray[np.float64]:
     """Running maximum of ``x`` restarted at each segment start, seeded per row.
 
-    ``seed`` is row-aligned and read at segment starts only.  Exact (values are ranked,
-    never offset), so the result does not depend on how rows are split into batches.
+    ``seed`` is row-aligned and read at segment starts only.  Exact (maxima of the
+    values themselves, never offset), so the result does not depend on how rows are
+    split into batches.
 
     >>> first = np.array([True, False, True, False])
     >>> segment_cummax(np.array([1.0, 0.0, -np.inf, 2.0]), first,
@@ -67,6 +69,19 @@ def segment_cummax(
     if n == 0:
         return x.copy()
     seeded = np.where(first, np.maximum(x, seed), x)
+    positions = np.arange(n)
+    depth = positions - ffill_positions(first, positions)
+    deepest = int(depth.max())
+    if deepest <= 16:
+        # Few rows per segment (records of a minute): rank by rank, each row's maximum
+        # is its own value against the previous row's, no sort needed.
+        running = seeded.copy()
+        by_depth = np.argsort(depth.astype(np.uint8), kind="stable")
+        bounds = np.searchsorted(depth[by_depth], np.arange(deepest + 2))
+        for k in range(1, deepest + 1):
+            rows = by_depth[bounds[k]:bounds[k + 1]]
+            running[rows] = np.maximum(running[rows], running[rows - 1])
+        return running
     values, rank = np.unique(seeded, return_inverse=True)
     segment = np.cumsum(first) - 1
     key = segment.astype(np.int64) * (values.shape[0] + 1) + rank

@@ -10,7 +10,7 @@ import pytest
 
 from detectors.base import SampleBatch
 from detectors.tamper import CLONE, FROZEN, REPLAY, TamperDetector
-from detectors.tamper_records import device_time_order
+from detectors.tamper_records import device_time_order, segment_cummax
 from tests.detectors.change_rows import Row, rows
 
 NAN = math.nan
@@ -507,3 +507,20 @@ def test_device_time_order_equals_lexsort(resolution: float, span: float) -> Non
     t = 1.7e9 + np.round(rng.uniform(0, span, 5000) / resolution) * resolution
 
     assert device_time_order(d, t).tolist() == np.lexsort((t, d)).tolist()
+
+
+@pytest.mark.parametrize("longest", [3, 16, 40])
+def test_segment_cummax_equals_a_loop(longest: int) -> None:
+    """Short segments take the rank-by-rank path, long ones the sorted one."""
+    rng = np.random.default_rng(longest)
+    sizes = rng.integers(1, longest + 1, 300)
+    first = np.zeros(int(sizes.sum()), dtype=bool)
+    first[np.cumsum(sizes) - sizes] = True
+    x = np.where(rng.random(first.shape[0]) < 0.2, -np.inf, rng.normal(size=first.shape[0]))
+    seed = rng.normal(size=first.shape[0])
+    want, running = [], -np.inf
+    for i in range(first.shape[0]):
+        running = max(x[i], seed[i]) if first[i] else max(running, x[i])
+        want.append(running)
+
+    assert segment_cummax(x, first, seed).tolist() == want
