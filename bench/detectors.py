@@ -159,7 +159,11 @@ class VectorCore:
 
     def sweep(self, now: float) -> list[ConditionChanges]:
         p = self.pipeline
-        changes = [p.threshold.sweep(now), p.silence.sweep(now), p.hidden.sweep(now),
+        changes = [p.plant.sweep(now)]
+        if len(p.plant.readings.meter):
+            changes.append(p.hidden.update_readings(p.plant.readings))
+            p.fake.observe_readings(p.plant.readings)
+        changes += [p.threshold.sweep(now), p.silence.sweep(now), p.hidden.sweep(now),
                    p.interlock.sweep(now), p.sparks.sweep(now), p.rate.sweep(now),
                    p.fake.sweep_site(now, p.silence.silent, p.silence.last_seen)]
         if self.with_tamper:
@@ -358,7 +362,8 @@ def time_vectorized(w: Workload, sweep_interval_s: float, repeats: int, *,
 
 
 _TIMED = {"threshold": ("update", "sweep"), "silence": ("update", "sweep"),
-          "interlock": ("update", "sweep"), "rate": ("update", "sweep"), "plant": ("update",),
+          "interlock": ("update", "sweep"), "rate": ("update", "sweep"),
+          "plant": ("update", "sweep"),
           "hidden": ("update_readings", "sweep"),
           "fake": ("observe_readings", "observe_tamper", "sweep_site", "sweep_points"),
           "tamper": ("update", "sweep"), "sparks": ("update_events", "sweep")}

@@ -83,6 +83,8 @@ class Params:
     rate_on_delay_s: float = 0.0
     rate_judge_every_s: float = 30.0
     """The pipeline's ``RATE_JUDGE_EVERY_S``: rate samples are judged in bulk."""
+    plant_judge_every_s: float = 60.0
+    """The pipeline's ``PLANT_JUDGE_EVERY_S``: meter samples are judged in bulk."""
     burst_min_events: int = 3
     burst_window_s: float = 600.0
     burst_clear_after_s: float = 900.0
@@ -290,6 +292,12 @@ class ReferenceCore:
         prior = [0.0] * p.plant_bins
         prior[self._bin(p.plant_prior_floor)] = p.plant_prior_samples
         prior[self._bin(p.plant_prior_level)] = p.plant_prior_samples
+        self._meter_points = np.zeros(n_points, dtype=np.bool_)
+        self._meter_points[topo.meter_point] = True
+        self._plant_cadence = Cadence(p.plant_judge_every_s)
+        self._meter_points = np.zeros(n_points, dtype=np.bool_)
+        self._meter_points[topo.meter_point] = True
+        self._plant_cadence = Cadence(p.plant_judge_every_s)
         self.meters: list[_Meter] = []
         self.meter_of_point: dict[int, _Meter] = {}
         for m, (point, e, t, rated) in enumerate(zip(
@@ -351,9 +359,6 @@ class ReferenceCore:
             if quality != 0:
                 continue
             self._threshold(q, t, v, out["threshold"])
-            meter = self.meter_of_point.get(q)
-            if meter is not None:
-                self._meter_sample(meter, t, v, out)
         for d, t in zip(batch.heartbeat_device.tolist(), batch.heartbeat_ts.tolist(),
                         strict=True):
             if not math.isnan(t):
@@ -365,10 +370,10 @@ class ReferenceCore:
                 device.silent, device.silent_at = False, NAN
                 out["silence"].append((d, t, t, 0, NAN, NAN))
         out["silence"].sort(key=lambda r: (r[1], r[0]))
+        metered = np.flatnonzero(self._meter_points[batch.point])
+        self._meters(self._plant_cadence.add(_rows_of(batch, metered)), out)
         ruled = np.flatnonzero(self._rate_ruled[batch.point])
-        self._rates(self._rate_cadence.add(SampleBatch(
-            batch.point[ruled], batch.ts[ruled], batch.value[ruled], batch.quality[ruled],
-            batch.heartbeat_device[:0], batch.heartbeat_ts[:0])), out["rate_of_change"])
+        self._rates(self._rate_cadence.add(_rows_of(batch, ruled)), out["rate_of_change"])
         self._sparks(sparks, out["event_burst"])
         if self._tamper is not None:
             out["tamper"] = self._tamper.update(batch)
@@ -378,6 +383,7 @@ class ReferenceCore:
     def sweep(self, now: float) -> dict[str, list[Row]]:
         """One sweep instant (finite: a grid instant), rules in the pipeline's order."""
         out: dict[str, list[Row]] = {rule: [] for rule in RULES}
+        self._meters(self._plant_cadence.due(now), out)
         self._silence_sweep(now, out["silence"])
         self._hidden_sweep(now, out["hidden_operation"])
         self._interlock_sweep(now, out["interlock_violation"])
@@ -428,16 +434,20 @@ class ReferenceCore:
 
     # -- rate of change ------------------------------------------------------------------
 
+    def _meters(self, batch: SampleBatch | None, out: dict[str, list[Row]]) -> None:
+        """Meter samples their cadence released, in (ts, point) order."""
+        if batch is None:
+            return
+        for q, t, v, _ in _usable_rows(batch):
+            meter = self.meter_of_point.get(q)
+            if meter is not None:
+                self._meter_sample(meter, t, v, out)
+
     def _rates(self, batch: SampleBatch | None, out: list[Row]) -> None:
         """The rate rule over a batch its cadence released, in (ts, point) order."""
         if batch is None:
             return
-        rows = sorted((r for r in zip(batch.point.tolist(), batch.ts.tolist(),
-                                      batch.value.tolist(), batch.quality.tolist(),
-                                      strict=True)
-                       if math.isfinite(r[1]) and math.isfinite(r[2]) and r[3] == 0),
-                      key=lambda r: (r[1], r[0]))
-        for q, t, v, _ in rows:
+        for q, t, v, _ in _usable_rows(batch):
             self._rate(q, t, v, out)
 
     def _rate(self, q: int, t: float, v: float, out: list[Row]) -> None:
@@ -759,6 +769,21 @@ def _meter_ring(intervals: list[float], span_s: float) -> int:
     if not intervals:
         return 24
     return min(max(math.ceil(span_s / max(min(intervals), 1.0)), 24), 1024)
+
+
+def _rows_of(batch: SampleBatch, rows: Any) -> SampleBatch:
+    """The given rows of a batch, without heartbeats (what a rule's cadence holds)."""
+    return SampleBatch(batch.point[rows], batch.ts[rows], batch.value[rows],
+                       batch.quality[rows], batch.heartbeat_device[:0],
+                       batch.heartbeat_ts[:0])
+
+
+def _usable_rows(batch: SampleBatch) -> list[tuple[int, float, float, int]]:
+    """Finite rows of normal quality in (ts, point) order, ties in arrival order."""
+    return sorted((r for r in zip(batch.point.tolist(), batch.ts.tolist(),
+                                  batch.value.tolist(), batch.quality.tolist(), strict=True)
+                   if math.isfinite(r[1]) and math.isfinite(r[2]) and r[3] == 0),
+                  key=lambda r: (r[1], r[0]))
 
 
 class _TamperAdapter:

@@ -38,6 +38,7 @@ from detectors._segments import (
     shift_within,
 )
 from detectors.base import ConditionChanges, SampleBatch
+from detectors.cadence import Cadence
 
 OFF, STANDBY, PRODUCTION = 0, 1, 2
 """State codes (``severity`` of the detector's changes)."""
@@ -97,6 +98,10 @@ class PlantStateDetector:
     * ``production_enter``, ``production_leave``, ``standby_enter``: thresholds on the
       normalised load ``u`` (0.3, 0.2, 0.08).
     * ``prior_samples``: weight of the seed levels, in samples (24).
+    * ``judge_every_s``: seconds of event time (0: every batch).  Above 0 the meter
+      samples are held and judged together once that much event time has passed, and
+      by :meth:`sweep` once the watermark has (:mod:`detectors.cadence`): the same
+      states, up to that much later.
 
     Changes: ``subject`` = meter row, ``severity`` = new state, ``value`` = the load (kW)
     that decided it, ``limit`` = the production level (kW).  Samples that are not
@@ -127,6 +132,7 @@ class PlantStateDetector:
         production_leave: float = 0.2,
         standby_enter: float = 0.08,
         prior_samples: float = 24.0,
+        judge_every_s: float = 0.0,
     ) -> None:
         self._meter_point = np.asarray(meter_point, dtype=np.int32)
         n_meters = self._meter_point.shape[0]
@@ -140,6 +146,7 @@ class PlantStateDetector:
         if half_life_s <= 0:
             raise ValueError("half_life_s must be positive")
         self.n_meters = n_meters
+        self._cadence = Cadence(judge_every_s)
         self._point_meter = np.full(n_points, -1, dtype=np.int32)
         self._point_meter[self._meter_point] = np.arange(n_meters, dtype=np.int32)
         self._judged = np.isfinite(rated) & (rated > 0)
@@ -195,9 +202,26 @@ class PlantStateDetector:
     # -- the detector interface --------------------------------------------------------
 
     def update(self, batch: SampleBatch) -> ConditionChanges:
+        """Judge the meter samples of a batch, or hold them (``judge_every_s``);
+        :attr:`readings` holds what was judged."""
         self.readings = MeterReadings.empty()
         if len(batch) == 0:
             return ConditionChanges.none(self.rule)
+        if self._cadence.every_s > 0:
+            rows = np.flatnonzero(self._point_meter[batch.point] >= 0)
+            due = self._cadence.add(SampleBatch(
+                batch.point[rows], batch.ts[rows], batch.value[rows], batch.quality[rows],
+                batch.heartbeat_device[:0], batch.heartbeat_ts[:0]))
+            return ConditionChanges.none(self.rule) if due is None else self._take(due)
+        return self._take(batch)
+
+    def sweep(self, now: float) -> ConditionChanges:
+        """Held samples once due (a silent meter keeps its last state)."""
+        self.readings = MeterReadings.empty()
+        due = self._cadence.due(now)
+        return ConditionChanges.none(self.rule) if due is None else self._take(due)
+
+    def _take(self, batch: SampleBatch) -> ConditionChanges:
         meter = self._point_meter[batch.point]
         mine = meter >= 0
         mine[mine] = self._judged[meter[mine]]
@@ -223,10 +247,6 @@ class PlantStateDetector:
             readings.append(self.readings)
         self.readings = _concat_readings(readings)
         return _concat_changes(self.rule, parts)
-
-    def sweep(self, now: float) -> ConditionChanges:
-        """The state is judged on samples; a silent meter keeps its last state."""
-        return ConditionChanges.none(self.rule)
 
     # -- internals ---------------------------------------------------------------------
 

@@ -37,6 +37,10 @@ FAKE_OFFLINE_MEMORY_S = 6 * 3600.0
 """Meter readings the site-silent rule remembers, in seconds of the fastest reference
 meter: the whole silence must be covered, well past the 30-minute on-delay."""
 
+PLANT_JUDGE_EVERY_S = 60.0
+"""Meter samples are judged in bulk every minute of event time (meters report every
+minute to 15 minutes; hidden operation needs 10 minutes of production to fire)."""
+
 RATE_JUDGE_EVERY_S = 30.0
 """The rate rule judges its samples in bulk every 30 s of event time (the same verdicts,
 up to 30 s later, against a 5-minute slope window): a fraction of the per-batch cost."""
@@ -88,7 +92,8 @@ class Pipeline:
         self.silence = SilenceDetector(
             index.point_device, index.device_expected_interval_s, k=silence_k
         )
-        self.plant = PlantStateDetector(topo.meter_point, topo.meter_rated_kw, index.n_points)
+        self.plant = PlantStateDetector(topo.meter_point, topo.meter_rated_kw, index.n_points,
+                                        judge_every_s=PLANT_JUDGE_EVERY_S)
         self.hidden = HiddenOperationDetector(
             topo.meter_enterprise, topo.meter_interval_s, index.n_enterprises,
             topo.stop_enterprise, topo.stop_from, topo.stop_to,
@@ -164,13 +169,24 @@ class Pipeline:
         changed: list[Alert] = []
         for instant in self._grid.passed(now):
             self.stats.sweeps += 1
-            changes = [d.sweep(instant) for d in self._sweep_detectors]
+            changes = self._plant_sweep(instant)
+            changes += [d.sweep(instant) for d in self._sweep_detectors]
             changes.append(self.fake.sweep_site(instant, self.silence.silent,
                                                 self.silence.last_seen))
             self.fake.observe_tamper(self.tamper.sweep(instant))
             changes.append(self.fake.sweep_points(instant))
             changed.extend(self._emit(changes))
         return changed
+
+    def _plant_sweep(self, instant: float) -> list[ConditionChanges]:
+        """Meter samples the plant rule held until now, handed on as in ``process``
+        (before the other sweeps: a declared stop's end must see them first)."""
+        self.plant.sweep(instant)
+        readings = self.plant.readings
+        if not len(readings.meter):
+            return []
+        self.fake.observe_readings(readings)
+        return [self.hidden.update_readings(readings)]
 
     def device_last_seen(self) -> np.ndarray:
         """Event time of each device's latest data (NaN: nothing since start)."""

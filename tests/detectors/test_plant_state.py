@@ -423,3 +423,33 @@ def test_hostile_input_never_crashes_and_maintenance_load_is_never_production(
 
     assert det.state.tolist() != [PRODUCTION]
     assert judged + det.skipped_samples + det.late_samples == meter_rows
+
+
+def test_judging_on_a_cadence_gives_the_same_states_and_readings_later() -> None:
+    whole = two_meters_for(6.0, 60.0)
+    parts = split(whole, list(range(7, len(whole), 7)))  # a few minutes each
+    held = meters(2, judge_every_s=600.0)
+    changes: list[Change] = []
+    readings: list[tuple[int, float, float, int, float, float]] = []
+    lag = 0.0
+    for part in parts:
+        now = float(part.ts.max())
+        for step in (lambda: held.update(part), lambda: held.sweep(now)):  # noqa: B023
+            changes += changes_of(step())
+            r = held.readings
+            lag = max([lag, *(now - r.ts).tolist()])
+            readings += list(zip(r.meter.tolist(), r.ts.tolist(), r.load.tolist(),
+                                 r.state.tolist(), r.floor_kw.tolist(), r.level_kw.tolist(),
+                                 strict=True))
+    changes += changes_of(held.sweep(np.inf))
+    readings += list(zip(held.readings.meter.tolist(), held.readings.ts.tolist(),
+                         held.readings.load.tolist(), held.readings.state.tolist(),
+                         held.readings.floor_kw.tolist(), held.readings.level_kw.tolist(),
+                         strict=True))
+    final = held.floor_kw().tolist() + held.level_kw().tolist()
+
+    plain_changes, plain_readings, plain_final = run(meters(2), [whole])
+    assert sorted(changes) == sorted(plain_changes)
+    assert sorted(readings) == plain_readings
+    assert final == plain_final
+    assert 0.0 < lag <= 600.0 + 7 * 60.0
