@@ -221,6 +221,12 @@ class PlantStateDetector:
         due = self._cadence.due(now)
         return ConditionChanges.none(self.rule) if due is None else self._take(due)
 
+    def judge_held(self) -> ConditionChanges:
+        """Judge every held sample now (the end of a recording, a shutdown)."""
+        self.readings = MeterReadings.empty()
+        held = self._cadence.release()
+        return ConditionChanges.none(self.rule) if held is None else self._take(held)
+
     def _take(self, batch: SampleBatch) -> ConditionChanges:
         meter = self._point_meter[batch.point]
         mine = meter >= 0

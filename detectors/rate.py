@@ -206,6 +206,11 @@ class RateOfChangeDetector:
         due = self._cadence.due(now)
         return ConditionChanges.none(self.rule) if due is None else self._take(due)
 
+    def judge_held(self) -> ConditionChanges:
+        """Judge every held sample now (the end of a recording, a shutdown)."""
+        held = self._cadence.release()
+        return ConditionChanges.none(self.rule) if held is None else self._take(held)
+
     def _take(self, batch: SampleBatch) -> ConditionChanges:
         slot = self._slot[batch.point]
         # Slot -1 (no rule) reads the last slot's ts; it is not considered, so unjudged.

@@ -215,6 +215,13 @@ class TamperDetector:
         return ConditionChanges.none(self.rule) if due is None else self._judge(
             self._records.add(due))
 
+    def judge_held(self) -> ConditionChanges:
+        """Judge every held sample now (the end of a recording, a shutdown); a device's
+        newest record stays open, as after any batch."""
+        held = self._cadence.release()
+        return ConditionChanges.none(self.rule) if held is None else self._judge(
+            self._records.add(held))
+
     def sweep(self, now: float) -> ConditionChanges:
         """Judge held samples once due, and open records the watermark left behind by
         ``close_after_s`` (held samples first: they may close those records)."""

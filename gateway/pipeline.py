@@ -178,10 +178,22 @@ class Pipeline:
             changed.extend(self._emit(changes))
         return changed
 
+    def drain(self) -> list[Alert]:
+        """Judge what the bulk-judging rules (plant state, rate, tamper) still hold, so
+        the end of a recording is judged like the rest; no sweep is made."""
+        self.plant.judge_held()
+        changes = self._hand_on_readings()
+        changes.append(self.rate.judge_held())
+        self.fake.observe_tamper(self.tamper.judge_held())
+        return self._emit(changes)
+
     def _plant_sweep(self, instant: float) -> list[ConditionChanges]:
         """Meter samples the plant rule held until now, handed on as in ``process``
         (before the other sweeps: a declared stop's end must see them first)."""
         self.plant.sweep(instant)
+        return self._hand_on_readings()
+
+    def _hand_on_readings(self) -> list[ConditionChanges]:
         readings = self.plant.readings
         if not len(readings.meter):
             return []

@@ -124,6 +124,7 @@ class Service:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await self._flush()
+            await self._publish(self.pipeline.drain(), [])  # held by bulk-judging rules
             await writer.close()
             await writer_task
         finally:

@@ -453,3 +453,14 @@ def test_judging_on_a_cadence_gives_the_same_states_and_readings_later() -> None
     assert sorted(readings) == plain_readings
     assert final == plain_final
     assert 0.0 < lag <= 600.0 + 7 * 60.0
+
+
+def test_held_meter_samples_are_judged_on_demand() -> None:
+    whole = two_meters_for(3.0, 60.0)
+    held = meters(2, judge_every_s=86_400.0)
+
+    assert changes_of(held.update(whole)) == []
+    assert len(held.readings.meter) == 0
+    assert changes_of(held.judge_held()) == run(meters(2), [whole])[0]
+    assert len(held.readings.meter) == len(whole)
+    assert changes_of(held.judge_held()) == []

@@ -634,3 +634,15 @@ def test_bad_late_and_duplicate_rows_never_fire_on_flat_data(
             last[p] = max(last[p], t)
 
     assert det.severity.tolist() == [0, 0]
+
+
+def test_held_samples_are_judged_on_demand() -> None:
+    ts, temp = incident(np.random.default_rng(3), 3.0)
+    batch = SampleBatch.from_arrays([0] * ts.shape[0], ts, temp)
+    plain = rows(hopper().update(batch))
+    held = hopper(judge_every_s=86_400.0)
+
+    assert rows(held.update(batch)) == []
+    assert rows(held.judge_held()) == plain
+    assert len(plain) > 0
+    assert rows(held.judge_held()) == []

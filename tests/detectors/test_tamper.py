@@ -524,3 +524,12 @@ def test_segment_cummax_equals_a_loop(longest: int) -> None:
         want.append(running)
 
     assert segment_cummax(x, first, seed).tolist() == want
+
+
+def test_held_tamper_samples_are_judged_on_demand() -> None:
+    data = scenario(np.random.default_rng(30))
+    held = two_devices(judge_every_s=86_400.0)
+
+    assert rows(held.update(data)) == []
+    assert rows(held.judge_held()) == rows(two_devices().update(data))
+    assert rows(held.judge_held()) == []

@@ -122,3 +122,25 @@ def _epoch(value: object) -> float:
     from datetime import datetime
 
     return datetime.fromisoformat(str(value)).timestamp()
+
+
+def test_the_last_minute_of_a_recording_is_judged_too(tmp_path: Path,
+                                                       small_registry: Registry) -> None:
+    """A hopper temperature starts climbing 3 K/min 200 s before the recording ends:
+    the rate rule holds its last 30 s of samples, and the replay must still judge them
+    (the alert fires in the final seconds)."""
+    recording = tmp_path / "ramp.jsonl"
+    ts = [START + 10.0 * i for i in range(60)]  # 10 minutes, every 10 s
+    with recording.open("wb") as out:
+        for i, t in enumerate(ts):
+            climb = max(0.0, (t - ts[-1] + 200.0) / 60.0) * 3.0
+            payload = {"ts": t * 1000, "values": {"hopper_temp": 40.0 + climb + 0.01 * (i % 3),
+                                                  "dp": 900.0 + i % 5, "fan_run": 1}}
+            out.write(orjson.dumps({"topic": "rw/v1/E370829001/DC1/telemetry",
+                                    "payload": payload}) + b"\n")
+    alerts = tmp_path / "alerts.jsonl"
+    replay_recording(small_registry, recording, alerts, options=ReplayOptions(progress=False))
+
+    rate = [a for a in read_jsonl(alerts) if a["kind"] == "rate_of_change"]
+    assert len(rate) == 1
+    assert _epoch(rate[0]["detected_at"]) > ts[-1] - 30.0  # in the held last half minute
