@@ -20,7 +20,11 @@ order in which meters of one enterprise turn its hidden-operation alert on and o
 meter rows follow point order in the topology, so this is the (ts, meter) order the
 detector sorts its meter events by.  Two rules are batch-level by definition and are
 written so: a silent device's clearing carries its newest activity of the batch, and
-the tamper rule judges records (all points of a device at one ts).
+the tamper rule judges records (all points of a device at one ts).  Three rules are
+judged in bulk by the pipeline (plant state and tamper every minute of event time, rate
+every 30 s, :mod:`detectors.cadence`): here their samples are held by the same
+:class:`~detectors.cadence.Cadence` and then visited one at a time, so their rows leave
+at the same steps; the scheduling is shared, the rules are not.
 
 Parameters come from the same registry arrays (:class:`~gateway.registry.RegistryIndex`,
 :class:`~gateway.registry.topology.SiteTopology`); the detectors' own defaults are
@@ -295,9 +299,6 @@ class ReferenceCore:
         self._meter_points = np.zeros(n_points, dtype=np.bool_)
         self._meter_points[topo.meter_point] = True
         self._plant_cadence = Cadence(p.plant_judge_every_s)
-        self._meter_points = np.zeros(n_points, dtype=np.bool_)
-        self._meter_points[topo.meter_point] = True
-        self._plant_cadence = Cadence(p.plant_judge_every_s)
         self.meters: list[_Meter] = []
         self.meter_of_point: dict[int, _Meter] = {}
         for m, (point, e, t, rated) in enumerate(zip(
@@ -432,16 +433,17 @@ class ReferenceCore:
             out.append((q, t, s.excursion if code else t, code, v,
                         s.limits[band] if code else NAN))
 
-    # -- rate of change ------------------------------------------------------------------
+    # -- bulk-judged rules: what their cadence released, in (ts, point) order ----------
 
     def _meters(self, batch: SampleBatch | None, out: dict[str, list[Row]]) -> None:
-        """Meter samples their cadence released, in (ts, point) order."""
         if batch is None:
             return
         for q, t, v, _ in _usable_rows(batch):
             meter = self.meter_of_point.get(q)
             if meter is not None:
                 self._meter_sample(meter, t, v, out)
+
+    # -- rate of change ------------------------------------------------------------------
 
     def _rates(self, batch: SampleBatch | None, out: list[Row]) -> None:
         """The rate rule over a batch its cadence released, in (ts, point) order."""
