@@ -372,9 +372,9 @@ class ReferenceCore:
                 out["silence"].append((d, t, t, 0, NAN, NAN))
         out["silence"].sort(key=lambda r: (r[1], r[0]))
         metered = np.flatnonzero(self._meter_points[batch.point])
-        self._meters(self._plant_cadence.add(_rows_of(batch, metered)), out)
+        self._meters(self._plant_cadence.add(batch.samples_at(metered)), out)
         ruled = np.flatnonzero(self._rate_ruled[batch.point])
-        self._rates(self._rate_cadence.add(_rows_of(batch, ruled)), out["rate_of_change"])
+        self._rates(self._rate_cadence.add(batch.samples_at(ruled)), out["rate_of_change"])
         self._sparks(sparks, out["event_burst"])
         if self._tamper is not None:
             out["tamper"] = self._tamper.update(batch)
@@ -771,13 +771,6 @@ def _meter_ring(intervals: list[float], span_s: float) -> int:
     if not intervals:
         return 24
     return min(max(math.ceil(span_s / max(min(intervals), 1.0)), 24), 1024)
-
-
-def _rows_of(batch: SampleBatch, rows: Any) -> SampleBatch:
-    """The given rows of a batch, without heartbeats (what a rule's cadence holds)."""
-    return SampleBatch(batch.point[rows], batch.ts[rows], batch.value[rows],
-                       batch.quality[rows], batch.heartbeat_device[:0],
-                       batch.heartbeat_ts[:0])
 
 
 def _usable_rows(batch: SampleBatch) -> list[tuple[int, float, float, int]]:

@@ -96,6 +96,17 @@ class SampleBatch:
     def __len__(self) -> int:
         return int(self.point.shape[0])
 
+    def samples_at(self, rows: NDArray[np.intp]) -> SampleBatch:
+        """The given rows' samples, without heartbeats (what a rule holds for later).
+
+        >>> SampleBatch.from_arrays([4, 5, 6], [1.0, 2.0, 3.0], [7.0, 8.0, 9.0]).samples_at(
+        ...     np.array([2, 0])).point.tolist()
+        [6, 4]
+        """
+        return SampleBatch(self.point[rows], self.ts[rows], self.value[rows],
+                           self.quality[rows], self.heartbeat_device[:0],
+                           self.heartbeat_ts[:0])
+
 
 @dataclass(frozen=True, slots=True)
 class ConditionChanges:

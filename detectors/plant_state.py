@@ -209,9 +209,7 @@ class PlantStateDetector:
             return ConditionChanges.none(self.rule)
         if self._cadence.every_s > 0:
             rows = np.flatnonzero(self._point_meter[batch.point] >= 0)
-            due = self._cadence.add(SampleBatch(
-                batch.point[rows], batch.ts[rows], batch.value[rows], batch.quality[rows],
-                batch.heartbeat_device[:0], batch.heartbeat_ts[:0]))
+            due = self._cadence.add(batch.samples_at(rows))
             return ConditionChanges.none(self.rule) if due is None else self._take(due)
         return self._take(batch)
 

@@ -184,7 +184,7 @@ class RateOfChangeDetector:
 
     def update(self, batch: SampleBatch) -> ConditionChanges:
         """Judge a batch of samples; return the alarm changes sorted by ts (ties by point)."""
-        point, ts, value = batch.point, batch.ts, batch.value
+        point = batch.point
         if point.shape[0] == 0:
             return ConditionChanges.none(self.rule)
         if int(point.min()) < 0 or int(point.max()) >= self.n_points:
@@ -194,9 +194,7 @@ class RateOfChangeDetector:
 
         if self._cadence.every_s > 0:
             ruled = np.flatnonzero(self._slot[point] >= 0)
-            due = self._cadence.add(SampleBatch(
-                point[ruled], ts[ruled], value[ruled], batch.quality[ruled],
-                batch.heartbeat_device[:0], batch.heartbeat_ts[:0]))
+            due = self._cadence.add(batch.samples_at(ruled))
             return ConditionChanges.none(self.rule) if due is None else self._take(due)
         return self._take(batch)
 
