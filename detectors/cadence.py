@@ -49,11 +49,16 @@ class Cadence:
     def holding(self) -> bool:
         return bool(self._held)
 
-    def add(self, batch: SampleBatch) -> SampleBatch | None:
-        """Hold ``batch``; the held batches joined when they are due, else None."""
+    def add(self, batch: SampleBatch, *, clock: SampleBatch | None = None
+            ) -> SampleBatch | None:
+        """Hold ``batch``; the held batches joined when they are due, else None.
+
+        ``clock``: the batch whose newest ts advances event time (default ``batch``);
+        a rule that holds only some rows of what arrived passes the whole, so its
+        judging instants do not depend on which rows it kept."""
         if self.every_s == 0:
             return batch
-        newest = _newest(batch)
+        newest = _newest(batch if clock is None else clock)
         if not self._held:
             self._since = newest
         self._held.append(batch)

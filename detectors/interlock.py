@@ -28,8 +28,6 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from detectors._segments import (
-    gather_csr,
-    group_csr,
     read_only,
     segment_ends,
     segment_starts,
@@ -122,16 +120,14 @@ class InterlockDetector:
         """New data since the last evaluation."""
         self._pending = False
         """Some violation is waiting out its on-delay."""
-        # Rules of each point, so a sweep evaluates only rules whose data moved and
-        # rules waiting out their on-delay: nothing else can change (a rule neither
-        # waiting nor fed is decided until its data moves; going stale decides nothing).
-        sides = [(side, np.flatnonzero(side >= 0)) for side in (self._power, self._guard,
-                                                               self._other)]
-        point_of = np.concatenate([side[rules] for side, rules in sides]).astype(np.int32)
-        rule_of = np.concatenate([rules for _, rules in sides]).astype(np.int32)
-        ptr, members = group_csr(point_of, self.n_points)
-        self._point_rules_ptr, self._point_rules = ptr, rule_of[members]
-        self._rule_dirty = np.zeros(n, dtype=np.bool_)
+        # A sweep evaluates only rules whose data moved and rules waiting out their
+        # on-delay: nothing else can change (a rule neither waiting nor fed is decided
+        # until its data moves; going stale decides nothing).
+        self._point_moved = np.zeros(self.n_points, dtype=np.bool_)
+        self._has_other = self._other >= 0
+        self._other_or_0 = np.where(self._has_other, self._other, 0).astype(np.int32)
+        self._is_fan, self._is_cooling = self._kind == FAN, self._kind == COOLING
+        self._is_leak = self._kind == LEAK
         self._waiting = np.zeros(n, dtype=np.bool_)
         self._guard_since = np.full(n, np.nan)
         self._power_since = np.full(n, np.nan)
@@ -172,7 +168,7 @@ class InterlockDetector:
         self._value[moved] = v[newer]
         if moved.shape[0]:
             self._dirty = True
-            self._rule_dirty[gather_csr(self._point_rules_ptr, self._point_rules, moved)] = True
+            self._point_moved[moved] = True
         return ConditionChanges.none(self.rule)
 
     def sweep(self, now: float) -> ConditionChanges:
@@ -181,12 +177,13 @@ class InterlockDetector:
         if self.n_rules == 0 or not (self._dirty or self._pending):
             return ConditionChanges.none(self.rule)
         self._dirty = False
-        r = np.flatnonzero(self._rule_dirty | self._waiting)
-        self._rule_dirty[r] = False
-        kind = self._kind[r]
-        power, guard, other = self._power[r], self._guard[r], self._other[r]
-        has_other = other >= 0
-        o = np.where(has_other, other, 0)
+        moved = self._point_moved
+        fed = moved[self._power] | moved[self._guard] | (self._has_other
+                                                         & moved[self._other_or_0])
+        moved[:] = False
+        r = np.flatnonzero(fed | self._waiting)
+        power, guard, o = self._power[r], self._guard[r], self._other_or_0[r]
+        has_other = self._has_other[r]
         fresh = ((now - self._ts[power] <= self._stale_s[power])
                  & (now - self._ts[guard] <= self._stale_s[guard])
                  & (~has_other | (now - self._ts[o] <= self._stale_s[o])))
@@ -197,15 +194,16 @@ class InterlockDetector:
         # Recovering needs the deadband; entering only the limit.
         slack = np.where(active, 1.0 + _DEADBAND, 1.0)
         shortfall = (g - ov) / np.maximum(g, 1e-9)
-        guard_bad = np.select(
-            [kind == FAN, kind == COOLING, kind == LEAK],
-            [g < guard_limit,
-             (g < guard_limit * slack) | (has_other & (ov < other_limit * slack)),
-             (g > np.fmax(guard_limit, 0.0)) & (shortfall > other_limit / slack)],
-            default=False)
+        is_leak = self._is_leak[r]
+        guard_bad = np.where(
+            self._is_fan[r], g < guard_limit,
+            np.where(self._is_cooling[r],
+                     (g < guard_limit * slack) | (has_other & (ov < other_limit * slack)),
+                     is_leak & (g > np.fmax(guard_limit, 0.0))
+                     & (shortfall > other_limit / slack)))
         power_on = kw > self._on_kw[r]
         guard_since = _since(guard_bad, self._guard_since[r],
-                             np.where(kind == LEAK, np.maximum(self._ts[guard], self._ts[o]),
+                             np.where(is_leak, np.maximum(self._ts[guard], self._ts[o]),
                                       self._ts[guard]))
         power_since = _since(power_on, self._power_since[r], self._ts[power])
         self._guard_since[r], self._power_since[r] = guard_since, power_since
@@ -222,7 +220,7 @@ class InterlockDetector:
         self._active[r[clear]] = False
         pick = np.flatnonzero(fire | clear)
         firing = fire[pick]
-        leak = kind[pick] == LEAK
+        leak = is_leak[pick]
         measure = np.where(leak, shortfall[pick], g[pick])
         limit = np.where(leak, other_limit[pick], guard_limit[pick])
         return ConditionChanges(

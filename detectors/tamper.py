@@ -211,7 +211,7 @@ class TamperDetector:
         if len(batch) and (int(batch.point.min()) < 0
                            or int(batch.point.max()) >= self.n_points):
             raise ValueError(f"point index out of range 0..{self.n_points - 1}")
-        due = self._cadence.add(batch)
+        due = self._cadence.add(self._records.admit(batch), clock=batch)
         return ConditionChanges.none(self.rule) if due is None else self._judge(
             self._records.add(due))
 

@@ -187,22 +187,30 @@ class RecordBuffer:
                  self._scratch, self._stamp)
         return int(sum(a.nbytes for a in state))
 
-    def add(self, batch: SampleBatch) -> Records:
-        """Take a batch; return the records it closed.  Point indices must be in range:
-        :class:`~detectors.tamper.TamperDetector` checks each batch as it arrives."""
+    def admit(self, batch: SampleBatch) -> SampleBatch:
+        """The rows of a batch that can be judged: watched points, finite value and ts,
+        normal quality (the others are counted in ``skipped`` or ignored).  Done as
+        batches arrive, so what a cadence holds is already this small."""
         point, ts, value = batch.point, batch.ts, batch.value
-        n_rows = point.shape[0]
-        if n_rows == 0:
-            return self._empty()
         judged = np.isfinite(value) & np.isfinite(ts) & (batch.quality == QUALITY_NORMAL)
-        self.skipped += n_rows - int(np.count_nonzero(judged))
-        usable = judged & self.watched[point]
-        n_usable = int(np.count_nonzero(usable))
-        fresh = usable & (ts > self.closed_ts[self.point_device[point]])
-        p, t, v = point[fresh], ts[fresh], value[fresh]
-        if p.shape[0] == 0:
+        self.skipped += point.shape[0] - int(np.count_nonzero(judged))
+        rows = np.flatnonzero(judged & self.watched[point])
+        return batch.samples_at(rows)
+
+    def add(self, batch: SampleBatch) -> Records:
+        """Take admitted rows (:meth:`admit`); return the records they closed.  Point
+        indices must be in range: :class:`~detectors.tamper.TamperDetector` checks each
+        batch as it arrives."""
+        p, t, v = batch.point, batch.ts, batch.value
+        n_usable = p.shape[0]
+        if n_usable == 0:
+            return self._empty()
+        fresh = np.flatnonzero(t > self.closed_ts[self.point_device[p]])
+        if fresh.shape[0] == 0:
             self.late += n_usable
             return self._empty()
+        if fresh.shape[0] < n_usable:
+            p, t, v = p[fresh], t[fresh], v[fresh]
         touched = self._distinct(self.point_device[p])
         held = gather_csr(self._ptr, self._points, touched)
         held = held[self._open_has[held]]
