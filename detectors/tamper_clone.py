@@ -75,6 +75,8 @@ class CloneJudge:
         np.cumsum(np.bincount(self.pair_a, minlength=n_points), out=self._a_ptr[1:])
         self._a_pairs = by_a.astype(np.int32)
         self._is_a = np.diff(self._a_ptr) > 0
+        self._paired_point = self._is_a.copy()
+        self._paired_point[self.pair_b] = True
         self._run = np.zeros(k, dtype=np.int64)
         """Equal paired samples in a row, up to the newest."""
         self._run_start = np.full(k, np.nan)
@@ -89,7 +91,8 @@ class CloneJudge:
         """Cloned pairs per subject point (cloned while > 0)."""
 
     def nbytes(self) -> int:
-        state = (self.pair_a, self.pair_b, self._a_ptr, self._a_pairs, self._is_a, self._run,
+        state = (self.pair_a, self.pair_b, self._a_ptr, self._a_pairs, self._is_a,
+                 self._paired_point, self._run,
                  self._run_start, self._run_moves, self._last_a, self._moved, self._agreed,
                  self._active, self.cloned)
         return int(sum(a.nbytes for a in state))
@@ -118,8 +121,11 @@ class CloneJudge:
     def _paired(self, rec: Records) -> tuple[NDArray[np.int32], NDArray[np.float64],
                                              NDArray[np.float64], NDArray[np.float64]]:
         """Paired samples (pair, value a, value b, ts) in (pair, ts) order."""
-        rows = np.flatnonzero(self._is_a[rec.row_point])
-        pa = rec.row_point[rows]
+        # Only rows of paired points matter: the search runs on those alone.
+        mine = np.flatnonzero(self._paired_point[rec.row_point])
+        point, record = rec.row_point[mine], rec.row_record[mine]
+        rows = np.flatnonzero(self._is_a[point])
+        pa = point[rows]
         starts = self._a_ptr[pa]
         counts = self._a_ptr[pa + 1] - starts
         total = int(counts.sum())
@@ -128,15 +134,15 @@ class CloneJudge:
         row_a = np.repeat(rows, counts)
         # Rows are sorted by (record, point): find b's sample in a's record.
         n = self.n_points
-        row_key = rec.row_record.astype(np.int64) * n + rec.row_point
-        want = rec.row_record[row_a].astype(np.int64) * n + self.pair_b[pair]
+        row_key = record.astype(np.int64) * n + point
+        want = record[row_a].astype(np.int64) * n + self.pair_b[pair]
         row_b = np.minimum(np.searchsorted(row_key, want), row_key.shape[0] - 1)
         both = row_key[row_b] == want
         pair, row_a, row_b = pair[both], row_a[both], row_b[both]
         order = np.argsort(pair, kind="stable")  # one device per pair: ts stays sorted
         pair, row_a, row_b = pair[order], row_a[order], row_b[order]
-        return (pair, rec.row_value[row_a], rec.row_value[row_b],
-                rec.ts[rec.row_record[row_a]])
+        value = rec.row_value[mine]
+        return pair, value[row_a], value[row_b], rec.ts[record[row_a]]
 
     def _runs(self, pair: NDArray[np.int32], va: NDArray[np.float64],
               vb: NDArray[np.float64], ts: NDArray[np.float64]) -> tuple[
