@@ -12,7 +12,7 @@ random masks, so the helpers prefer ``np.where`` and integer gathers.
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -154,6 +154,29 @@ def shift_within(
         prev[0] = seed[0]
         prev[1:] = rows[:-1]
     return np.where(first, seed, prev)
+
+
+def segment_sums(x: NDArray[Any], start: NDArray[np.intp]) -> NDArray[Any]:
+    """Sum of ``x`` over each segment ``[start[i], start[i + 1])`` (the last to the end).
+
+    Integers only (booleans are counted as int64): a difference of running sums, exact,
+    and for uint64 exact modulo 2**64 as a wrapping sum should be.  ``np.add.reduceat``
+    gives the same for non-empty segments at several times the cost.
+
+    >>> segment_sums(np.array([1, 2, 3, 4], dtype=np.int64), np.array([0, 1, 3])).tolist()
+    [1, 5, 4]
+    """
+    if x.dtype == np.bool_:
+        x = x.astype(np.int64)
+    if start.shape[0] == 0:
+        return np.zeros(0, dtype=x.dtype)
+    running: NDArray[Any] = np.cumsum(x)
+    ends = np.empty_like(start)
+    ends[:-1] = start[1:] - 1
+    ends[-1] = x.shape[0] - 1
+    total: NDArray[Any] = running[ends]
+    total[1:] -= running[start[1:] - 1]
+    return total
 
 
 def group_csr(group_of: NDArray[np.int32], n_groups: int) -> tuple[

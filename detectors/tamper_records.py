@@ -24,6 +24,7 @@ from detectors._segments import (
     group_csr,
     segment_ends,
     segment_starts,
+    segment_sums,
     shift_within,
     sorted_unique_rows,
 )
@@ -298,10 +299,9 @@ class RecordBuffer:
             first=segment_starts(device),
             start=start,
             size=size,
-            changes=np.add.reduceat(changed.astype(np.int32), start),
-            rest=2 * np.add.reduceat((clean != 0.0).astype(np.int32), start)
-            < self._n_watched[device],
-            digest=np.add.reduceat(digest, start),
+            changes=segment_sums(changed, start).astype(np.int32),
+            rest=2 * segment_sums(clean != 0.0, start) < self._n_watched[device],
+            digest=segment_sums(digest, start),
             row_point=p,
             row_value=v,
             row_record=np.cumsum(new) - 1,

@@ -17,6 +17,7 @@ from detectors._segments import (
     read_only,
     segment_ends,
     segment_starts,
+    segment_sums,
     shift_within,
 )
 from detectors.base import ConditionChanges, SampleBatch
@@ -168,7 +169,7 @@ class ThresholdDetector:
             return p, t, v
         first = segment_starts(p)
         seg_start = np.flatnonzero(first)
-        seg_calm = np.logical_and.reduceat(calm, seg_start)
+        seg_calm = segment_sums(~calm, seg_start) == 0
         last = segment_ends(first)
         self._last_ts[p[last[seg_calm]]] = t[last[seg_calm]]
         if seg_calm.all():
