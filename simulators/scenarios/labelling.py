@@ -53,6 +53,16 @@ def interlock(point: str) -> Injector:
     return label
 
 
+def condition(point: str) -> Injector:
+    """An abnormal working condition on ``point`` of the watched device, which keeps
+    running; plus any limit crossed (none by design: the deviation is the signature)."""
+    def label(b: SiteBuild, p: Placed, rng: np.random.Generator) -> None:
+        device = b.watched()
+        b.label("abnormal_condition", device, p.start, p.end, p.spec.name, point=point)
+        crossings(b, device, p.start, p.end, p.spec.name)
+    return label
+
+
 def hopper_rise(b: SiteBuild, p: Placed, rng: np.random.Generator) -> None:
     """Rate of change only while it ramps; limit crossings until it has cooled down."""
     device = b.watched()

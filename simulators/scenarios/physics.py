@@ -2,7 +2,8 @@
 
 Faults are injected as causes (resistance, flow, heat, CO), never as edited readings,
 so every derived value (fan current, ΔP, ΔT, total power) stays physically consistent
-with them, exactly as a real fault would show.
+with them, exactly as a real fault would show.  The one exception, :func:`tower_fault`,
+is applied to the cooling series after the physics, for the reason it gives.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import numpy as np
 from simulators.scenarios.build import Injector, Placed, SiteBuild
 from simulators.sites.common import BASE_STEP_S, F64, window_mask
 from simulators.sites.dust import DustPlan, DustSite
+from simulators.sites.metallurgy import MetalSite
 
 Shape = Callable[[SiteBuild, Placed, int, np.random.Generator], F64]
 """Values of a plan knob over the scenario's ``n`` base steps."""
@@ -55,6 +57,12 @@ def hopper_heat(b: SiteBuild, p: Placed, n: int, rng: np.random.Generator) -> F6
     return heat
 
 
+def slip(b: SiteBuild, p: Placed, n: int, rng: np.random.Generator) -> F64:
+    """The fan keeps turning but its motor draws only 55-70 % of the power: a slipping
+    belt or a worn impeller."""
+    return np.full(n, rng.uniform(0.55, 0.70))
+
+
 def always(b: SiteBuild, p: Placed, n: int, rng: np.random.Generator) -> F64:
     """A flag held for the whole window (fan forced off, steady process)."""
     return np.ones(n, dtype=np.float64)
@@ -88,3 +96,28 @@ def sparks(b: SiteBuild, p: Placed, rng: np.random.Generator) -> None:
     line = int(rng.integers(0, b.model.n_lines))
     b.plan.sparks.extend((float(t), line) for t in times)
     p.extra["sparks"] = (float(times[0]), float(times[-1]))
+
+
+def tower_fault(b: SiteBuild, p: Placed, rng: np.random.Generator) -> None:
+    """The cooling tower's fan fails: the supply water (``temp_in``, and ``temp_out`` with
+    it) climbs 8-15 K over 5-10 min and stays there; the pump runs on untouched.
+
+    The rise is capped 2 K below ``temp_out``'s ``hi`` so the deviation of ``temp_in`` is
+    the fault's only signature, which needs the simulated outlet temperature; hence the
+    offset goes onto the series after the physics.  Nothing but the two temperatures
+    depends on the supply temperature, so the data is what a plan knob would give.  With
+    under 3 K of room (a hot day at full load) the fault is skipped."""
+    assert isinstance(b.model, MetalSite)
+    s = b.devices[b.model.ids.cooling]
+    m = window_mask(s.ts, p.start, p.end)
+    hi = min(v for k, v in b.limits()[s.device_id]["temp_out"].items() if k.startswith("hi"))
+    rise = min(rng.uniform(8.0, 15.0), hi - 2.0 - float(s.values["temp_out"][m].max()))
+    ramp = rng.uniform(300.0, 600.0) / s.interval_s  # samples
+    if rise < 3.0:
+        b.skipped.append(p.spec.name)
+        return
+    offset = rise * np.minimum((np.arange(m.sum()) + 1.0) / ramp, 1.0)
+    for point in ("temp_in", "temp_out"):
+        s.values[point][m] += offset
+    p.extra["rise"] = rise
+    b.label("abnormal_condition", s.device_id, p.start, p.end, p.spec.name, point="temp_in")

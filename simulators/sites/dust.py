@@ -61,6 +61,8 @@ class DustPlan:
     ``extra_resistance``: Pa at design airflow (clogging); ``resistance_scale``:
     multiplier (a ruptured bag lets air bypass).  ``hopper_heat``: K (smouldering).
     ``steady``: legitimately steady process (continuous cleaning, constant load).
+    ``fan_load``: multiplier on the fan's power draw (a slipping belt or worn impeller
+    unloads the motor; the airflow, and so ΔP, is left as it was).
     """
 
     ts: F64
@@ -73,6 +75,7 @@ class DustPlan:
     resistance_scale: F64
     hopper_heat: F64
     steady: BOOL
+    fan_load: F64
     sparks: list[tuple[float, int]] = field(default_factory=list)
     """Extra spark detections: (epoch s, line index)."""
 
@@ -132,6 +135,7 @@ class DustSite(SiteBase):
             ts=ts, work=work, level=np.ones((self.n_lines, n)), fan_off=np.zeros(n, bool),
             power_ok=np.ones(n, bool), extra_kw=np.zeros(n), extra_resistance=np.zeros(n),
             resistance_scale=np.ones(n), hopper_heat=np.zeros(n), steady=np.zeros(n, bool),
+            fan_load=np.ones(n),
         )
 
     def fan_on(self, plan: DustPlan) -> BOOL:
@@ -165,7 +169,7 @@ class DustSite(SiteBase):
         r_ref = self.r_clean + 0.5 * self.r_span
         q = np.where(fan, np.clip(self.q0 * (r_ref / resistance) ** 0.2, 0.0, 1.3), 0.0)
         dp = resistance * q * q
-        fan_kw = self.fan_kw * 0.85 * q**3
+        fan_kw = self.fan_kw * 0.85 * q**3 * plan.fan_load
         total = (line_kw.sum(axis=0) + fan_kw + self._base_load(ts, line_on, rng)
                  + plan.extra_kw) * plan.power_ok
         ambient = ambient_temperature(ts, rng)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections import defaultdict
+from datetime import datetime
 from functools import cache
 from typing import Any
 
@@ -11,8 +12,10 @@ import numpy as np
 import pytest
 
 from simulators.labels import Label, parse_time
-from simulators.scenarios import SCENARIOS, expand
-from simulators.suite import Suite, SuiteOptions, build_suite
+from simulators.scenarios import SCENARIOS, Placed, expand
+from simulators.suite import CHINA, Suite, SuiteOptions, build_suite
+
+H = 3600.0
 
 
 def test_expand_understands_all_families_and_names() -> None:
@@ -33,9 +36,10 @@ def test_unknown_scenario_lists_the_valid_names() -> None:
 
 
 @cache
-def suite_with(name: str) -> tuple[Suite, dict[str, list[tuple[float, dict[str, Any]]]]]:
-    suite = build_suite(SuiteOptions(sites=2, days=6, scenarios=(name,), seed=11,
-                                     clean_share=0.0, outages_per_site_day=0.0))
+def suite_with(name: str, start: datetime | None = None, seed: int = 11
+               ) -> tuple[Suite, dict[str, list[tuple[float, dict[str, Any]]]]]:
+    suite = build_suite(SuiteOptions(sites=2, days=6, scenarios=(name,), seed=seed,
+                                     start=start, clean_share=0.0, outages_per_site_day=0.0))
     by_topic: dict[str, list[tuple[float, dict[str, Any]]]] = defaultdict(list)
     for topic, payload in suite.messages():
         by_topic[topic].append((parse_time(payload["ts"]), payload))
@@ -189,6 +193,127 @@ def test_spark_burst_arrives_as_events() -> None:
               if lb.start <= t <= lb.end]
     assert len(events) >= 5
     assert all(p["type"] == "spark_detected" and p["zone"] for p in events)
+
+
+ABNORMAL_CONDITIONS = {  # scenario: (device suffix, deviating point, run state)
+    "abnormal.fan_belt_slip": ("DC1", "fan_current", "fan_run"),
+    "abnormal.cooling_tower_fault": ("CW1", "temp_in", "pump_run"),
+}
+
+
+def placed(suite: Suite, name: str) -> list[tuple[str, Placed]]:
+    return [(b.eid, p) for b in suite.sites for p in b.placed if p.spec.name == name]
+
+
+def table(by_topic: dict[str, list[tuple[float, dict[str, Any]]]], device: str,
+          start: float, end: float) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Times and every point of a device's telemetry in ``[start, end)``, row-aligned;
+    flagged values (``{"v": ..., "q": "F"}``) come as NaN."""
+    rows = sorted(((t, p["values"]) for k, v in by_topic.items()
+                   if k.split("/")[3] == device and k.endswith("/telemetry")
+                   for t, p in v if start <= t < end), key=lambda r: r[0])
+    names = list(rows[0][1])
+    return np.array([t for t, _ in rows]), {
+        n: np.array([np.nan if isinstance(v[n], dict) else v[n] for _, v in rows], dtype=float)
+        for n in names}
+
+
+@pytest.mark.parametrize("name", list(ABNORMAL_CONDITIONS))
+def test_abnormal_condition_is_labelled_on_its_device_for_the_fault(name: str) -> None:
+    suite, _ = suite_with(name)
+    suffix, point, _ = ABNORMAL_CONDITIONS[name]
+    labels = scenario_labels(suite, name)
+    assert labels
+    assert {lb.kind for lb in labels} == {"abnormal_condition"}, "no limit may be crossed"
+    got = sorted((lb.enterprise_id, lb.device_id, lb.point, lb.start, lb.end) for lb in labels)
+    want = sorted((eid, f"{eid}-{suffix}", point, p.start, p.end)
+                  for eid, p in placed(suite, name))
+    assert got == want, "first affected sample to one interval after the last"
+
+
+@pytest.mark.parametrize("name", list(ABNORMAL_CONDITIONS))
+def test_abnormal_condition_crosses_no_registry_limit(name: str) -> None:
+    suite, by_topic = suite_with(name)
+    _, _, run = ABNORMAL_CONDITIONS[name]
+    for lb in scenario_labels(suite, name):
+        assert lb.device_id is not None
+        ent = next(e for e in suite.registry.enterprises if e.id == lb.enterprise_id)
+        device = next(d for d in ent.devices if d.id == lb.device_id)
+        ts, values = table(by_topic, lb.device_id, lb.start, lb.end)
+        assert (values[run] == 1).all(), "the equipment keeps running"
+        assert any(s.lo or s.hi for s in device.points.values())
+        for point, spec in device.points.items():
+            v = values[point][~np.isnan(values[point])]
+            assert v.size > 0.9 * ts.size
+            for band in (spec.hi, spec.hihi):
+                assert band is None or v.max() < band, (point, band)
+            for band in (spec.lo, spec.lolo):
+                assert band is None or v.min() > band, (point, band)
+
+
+def test_fan_belt_slip_cuts_the_current_of_the_running_fan() -> None:
+    """A healthy fan keeps ΔP × current constant (ΔP = R q², q⁵ ∝ 1/R, current ∝ q³),
+    so the slip shows as that product falling to 55-70 % inside the window only."""
+    name = "abnormal.fan_belt_slip"
+    suite, by_topic = suite_with(name)
+    for lb in scenario_labels(suite, name):
+        assert lb.device_id is not None
+        ts, v = table(by_topic, lb.device_id, lb.start - 2 * H, lb.end + 2 * H)
+        inside = (ts >= lb.start + 60) & (ts < lb.end - 60)
+        outside = (ts < lb.start - 60) | (ts >= lb.end + 60)
+        running = v["fan_run"] == 1
+        assert running[inside].all()
+        assert (running & outside).sum() > 100
+        product = v["fan_current"] * v["dp"]
+        ratio = product / np.median(product[running & outside])
+        assert 0.54 < np.median(ratio[inside]) < 0.71
+        assert (ratio[inside] < 0.76).all()
+        assert (np.abs(ratio[running & outside] - 1.0) < 0.08).all()
+
+
+def test_cooling_tower_fault_lifts_the_supply_temperature_with_the_pump_running() -> None:
+    name = "abnormal.cooling_tower_fault"
+    suite, by_topic = suite_with(name)
+    rises = {(eid, p.start): p.extra["rise"] for eid, p in placed(suite, name)}
+    for lb in scenario_labels(suite, name):
+        assert lb.device_id is not None
+        rise = rises[lb.enterprise_id, lb.start]
+        assert 8.0 <= rise <= 15.0, "November: far below temp_out's hi, so not capped"
+        ts, v = table(by_topic, lb.device_id, lb.start - H, lb.end + H)
+        before, after = ts < lb.start - 60, ts >= lb.end + 60
+        held = (ts >= lb.start + 660) & (ts < lb.end - 60)
+        inside = (ts >= lb.start + 60) & (ts < lb.end - 60)
+        assert (v["pump_run"][inside] == 1).all()
+        t_in, t_out = v["temp_in"], v["temp_out"]
+        # Up within 10 min and held there; straight back when the fan runs again.
+        assert abs(np.median(t_in[held][:10]) - np.median(t_in[before][-10:]) - rise) < 2.0
+        assert abs(np.median(t_in[held][-10:]) - np.median(t_in[after][:10]) - rise) < 1.0
+        # temp_out steps with it: the coil's ΔT runs on across the end of the window.
+        last, first = np.flatnonzero(ts < lb.end - 15)[-1], np.flatnonzero(ts >= lb.end - 15)[0]
+        assert t_in[last] - t_in[first] > rise - 1.0
+        assert abs((t_out - t_in)[last] - (t_out - t_in)[first]) < 1.0
+        assert (t_in[held] > np.median(t_in[before][-10:]) + rise - 3.0).all()
+        for part in (before, after):
+            assert (np.abs(np.diff(t_in[part])) < 1.0).all(), "no deviation outside"
+        # No interlock: the water keeps flowing as before.
+        flow = v["flow_in"]
+        assert np.abs(flow[inside] / np.median(flow[before]) - 1.0).max() < 0.06
+
+
+def test_cooling_tower_rise_stays_below_the_outlet_limit_on_a_hot_day() -> None:
+    name = "abnormal.cooling_tower_fault"
+    suite, by_topic = suite_with(name, datetime(2026, 7, 20, tzinfo=CHINA), 1)
+    assert not suite.skipped
+    tops = []
+    for lb in scenario_labels(suite, name):
+        assert lb.kind == "abnormal_condition"
+        ent = next(e for e in suite.registry.enterprises if e.id == lb.enterprise_id)
+        hi = next(d for d in ent.devices if d.id == lb.device_id).points["temp_out"].hi
+        assert hi is not None
+        assert lb.device_id is not None
+        tops.append(hi - table(by_topic, lb.device_id, lb.start, lb.end)[1]["temp_out"].max())
+    assert min(tops) >= 2.0 - 1e-9
+    assert min(tops) < 2.05, "the summer rise is capped 2 K below temp_out's hi"
 
 
 def test_power_outage_drops_the_meter_and_silences_the_gateway() -> None:
