@@ -111,6 +111,8 @@ _ZH = _Vocabulary(
             "{where} 联锁异常：中频炉运行时冷却水进出水流量差 {value}，疑似炉内漏水",
         "rate_of_change": "{where} {quantity}变化过快：每分钟 {value}（限值 {limit}）",
         "event_burst": "{where} {device} 火花报警频发：{window}内 {count} 次",
+        "deviation_high": "{where} {quantity}偏离运行基线（偏高）：{value}（基线 {limit}）",
+        "deviation_low": "{where} {quantity}偏离运行基线（偏低）：{value}（基线 {limit}）",
     },
 )
 
@@ -167,6 +169,10 @@ _EN = _Vocabulary(
         "rate_of_change": "{where} {quantity} rising too fast: {value} per minute "
                           "(limit {limit})",
         "event_burst": "{where} {device}: repeated spark alarms, {count} within {window}",
+        "deviation_high": "{where} {quantity} far above its running baseline: {value} "
+                          "(baseline {limit})",
+        "deviation_low": "{where} {quantity} far below its running baseline: {value} "
+                         "(baseline {limit})",
     },
 )
 

@@ -137,14 +137,14 @@ class VectorCore:
             "threshold": p.threshold, "silence": p.silence, "plant_state": p.plant,
             "hidden_operation": p.hidden, "interlock_violation": p.interlock,
             "fake_offline": p.fake, "tamper": p.tamper, "rate_of_change": p.rate,
-            "event_burst": p.sparks}
+            "deviation": p.deviation, "event_burst": p.sparks}
 
     def process(self, decoded: Decoded) -> list[ConditionChanges]:
         p = self.pipeline
         samples = decoded.samples
         changes = [p.threshold.update(samples), p.silence.update(samples),
                    p.interlock.update(samples), p.rate.update(samples),
-                   p.plant.update(samples)]
+                   p.deviation.update(samples), p.plant.update(samples)]
         changes.append(p.hidden.update_readings(p.plant.readings))
         p.fake.observe_readings(p.plant.readings)
         if self.with_tamper:
@@ -165,6 +165,7 @@ class VectorCore:
             p.fake.observe_readings(p.plant.readings)
         changes += [p.threshold.sweep(now), p.silence.sweep(now), p.hidden.sweep(now),
                    p.interlock.sweep(now), p.sparks.sweep(now), p.rate.sweep(now),
+                   p.deviation.sweep(now),
                    p.fake.sweep_site(now, p.silence.silent, p.silence.last_seen)]
         if self.with_tamper:
             tamper = p.tamper.sweep(now)
@@ -363,7 +364,7 @@ def time_vectorized(w: Workload, sweep_interval_s: float, repeats: int, *,
 
 _TIMED = {"threshold": ("update", "sweep"), "silence": ("update", "sweep"),
           "interlock": ("update", "sweep"), "rate": ("update", "sweep"),
-          "plant": ("update", "sweep"),
+          "plant": ("update", "sweep"), "deviation": ("update", "sweep"),
           "hidden": ("update_readings", "sweep"),
           "fake": ("observe_readings", "observe_tamper", "sweep_site", "sweep_points"),
           "tamper": ("update", "sweep"), "sparks": ("update_events", "sweep")}

@@ -20,9 +20,9 @@ order in which meters of one enterprise turn its hidden-operation alert on and o
 meter rows follow point order in the topology, so this is the (ts, meter) order the
 detector sorts its meter events by.  Two rules are batch-level by definition and are
 written so: a silent device's clearing carries its newest activity of the batch, and
-the tamper rule judges records (all points of a device at one ts).  Three rules are
-judged in bulk by the pipeline (plant state and tamper every minute of event time, rate
-every 30 s, :mod:`detectors.cadence`): here their samples are held by the same
+the tamper rule judges records (all points of a device at one ts).  Four rules are
+judged in bulk by the pipeline (plant state, deviation and tamper every minute of event
+time, rate every 30 s, :mod:`detectors.cadence`): here their samples are held by the same
 :class:`~detectors.cadence.Cadence` and then visited one at a time, so their rows leave
 at the same steps; the scheduling is shared, the rules are not.
 
@@ -51,6 +51,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from bench.reference_deviation import DeviationReference
 from detectors.base import SampleBatch
 from detectors.cadence import Cadence
 from detectors.tamper import TamperDetector
@@ -70,8 +71,9 @@ Row = tuple[int, float, float, int, float, float]
 """One condition change: (subject, ts, since, severity, value, limit), NaN as in the
 detectors' :class:`~detectors.base.ConditionChanges`."""
 
-RULES = ("threshold", "silence", "rate_of_change", "event_burst", "interlock_violation",
-         "plant_state", "hidden_operation", "fake_offline_site", "tamper", "fake_offline")
+RULES = ("threshold", "silence", "rate_of_change", "deviation", "event_burst",
+         "interlock_violation", "plant_state", "hidden_operation", "fake_offline_site",
+         "tamper", "fake_offline")
 """Rule names, as the vectorized detectors spell them."""
 
 
@@ -89,6 +91,8 @@ class Params:
     """The pipeline's ``RATE_JUDGE_EVERY_S``: rate samples are judged in bulk."""
     plant_judge_every_s: float = 60.0
     """The pipeline's ``PLANT_JUDGE_EVERY_S``: meter samples are judged in bulk."""
+    deviation_judge_every_s: float = 60.0
+    """The pipeline's ``DEVIATION_JUDGE_EVERY_S``: deviation samples are judged in bulk."""
     burst_min_events: int = 3
     burst_window_s: float = 600.0
     burst_clear_after_s: float = 900.0
@@ -285,6 +289,12 @@ class ReferenceCore:
         self._rate_ruled = np.zeros(n_points, dtype=np.bool_)
         self._rate_ruled[ruled] = True
         self._rate_cadence = Cadence(p.rate_judge_every_s)
+        self._deviation = DeviationReference(topo.point_deviation_watched.tolist(),
+                                             topo.point_run_gate.tolist())
+        self._deviation_rows = topo.point_deviation_watched.copy()
+        gates = topo.point_run_gate[topo.point_deviation_watched]
+        self._deviation_rows[gates[gates >= 0]] = True
+        self._deviation_cadence = Cadence(p.deviation_judge_every_s)
 
         self.devices = [_Device(p.silence_k * t, p.burst_min_events) for t in interval]
         self.watch_start = NAN
@@ -375,6 +385,9 @@ class ReferenceCore:
         self._meters(self._plant_cadence.add(batch.samples_at(metered)), out)
         ruled = np.flatnonzero(self._rate_ruled[batch.point])
         self._rates(self._rate_cadence.add(batch.samples_at(ruled)), out["rate_of_change"])
+        judged = np.flatnonzero(self._deviation_rows[batch.point])
+        self._deviations(self._deviation_cadence.add(batch.samples_at(judged), clock=batch),
+                         out["deviation"])
         self._sparks(sparks, out["event_burst"])
         if self._tamper is not None:
             out["tamper"] = self._tamper.update(batch)
@@ -390,6 +403,7 @@ class ReferenceCore:
         self._interlock_sweep(now, out["interlock_violation"])
         self._burst_sweep(now, out["event_burst"])
         self._rates(self._rate_cadence.due(now), out["rate_of_change"])
+        self._deviations(self._deviation_cadence.due(now), out["deviation"])
         self._site_sweep(now, out["fake_offline_site"])
         if self._tamper is not None:
             out["tamper"] = self._tamper.sweep(now)
@@ -451,6 +465,12 @@ class ReferenceCore:
             return
         for q, t, v, _ in _usable_rows(batch):
             self._rate(q, t, v, out)
+
+    def _deviations(self, batch: SampleBatch | None, out: list[Row]) -> None:
+        """The deviation rule is restated in :mod:`bench.reference_deviation` (one
+        sample at a time, gate samples first at a tie)."""
+        if batch is not None:
+            out.extend(self._deviation.update(batch))
 
     def _rate(self, q: int, t: float, v: float, out: list[Row]) -> None:
         s, p = self.rates[q], self.p

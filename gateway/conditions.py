@@ -57,6 +57,7 @@ class ConditionMapper:
             "fake_offline_site": plant.site_silent,
             "interlock_violation": plant.interlock,
             "rate_of_change": plant.rate_of_change,
+            "deviation": plant.deviation,
             "event_burst": plant.event_burst,
         })
 

@@ -18,6 +18,7 @@ from alerting import Alert, AlertManager
 from alerting.inhibition import Inhibitor
 from detectors import ConditionChanges, SilenceDetector, ThresholdDetector
 from detectors.base import Detector
+from detectors.deviation import DeviationDetector
 from detectors.events import EventBurstDetector
 from detectors.fake_offline import FakeOfflineDetector
 from detectors.hidden_operation import HiddenOperationDetector
@@ -44,6 +45,11 @@ minute to 15 minutes; hidden operation needs 10 minutes of production to fire)."
 RATE_JUDGE_EVERY_S = 30.0
 """The rate rule judges its samples in bulk every 30 s of event time (the same verdicts,
 up to 30 s later, against a 5-minute slope window): a fraction of the per-batch cost."""
+
+DEVIATION_JUDGE_EVERY_S = 60.0
+"""The deviation rule judges its samples in bulk every minute of event time (the same
+verdicts, up to a minute later, against 10-minute baseline buckets and a 5-minute
+on-delay)."""
 
 SPARK_EVENTS = frozenset({"spark_detected"})
 """Event types counted by the burst rule (CONTRACT.md §1 event payloads)."""
@@ -114,11 +120,14 @@ class Pipeline:
         self.rate = RateOfChangeDetector(
             index.point_rate_hi_per_min, capacity=_rate_capacity(index, window_s=300.0),
             judge_every_s=RATE_JUDGE_EVERY_S)
+        self.deviation = DeviationDetector(topo.point_deviation_watched, topo.point_run_gate,
+                                           judge_every_s=DEVIATION_JUDGE_EVERY_S)
         self.sparks = EventBurstDetector(index.n_devices)
         self._sample_detectors: list[Detector] = [
-            self.threshold, self.silence, self.interlock, self.rate]
+            self.threshold, self.silence, self.interlock, self.rate, self.deviation]
         self._sweep_detectors: list[Detector] = [
-            self.threshold, self.silence, self.hidden, self.interlock, self.sparks, self.rate]
+            self.threshold, self.silence, self.hidden, self.interlock, self.sparks, self.rate,
+            self.deviation]
         self.window = RecentWindow(index.n_points, depth=evidence_depth)
         self.alerts = AlertManager(locale=locale)
         self.inhibitor = Inhibitor()
@@ -128,7 +137,7 @@ class Pipeline:
             registry, topo, enterprise_subjects=mapper.enterprise_subjects,
             device_subjects=mapper.device_subjects, point_subjects=mapper.point_subjects,
             window=self.window, hidden=self.hidden, interlock=self.interlock, fake=self.fake,
-            burst_window_s=self.sparks.window_s))
+            deviation=self.deviation, burst_window_s=self.sparks.window_s))
         self._grid = SweepGrid(sweep_interval_s)
         self.stats = PipelineStats()
 
@@ -179,11 +188,12 @@ class Pipeline:
         return changed
 
     def drain(self) -> list[Alert]:
-        """Judge what the bulk-judging rules (plant state, rate, tamper) still hold, so
-        the end of a recording is judged like the rest; no sweep is made."""
+        """Judge what the bulk-judging rules (plant state, rate, deviation, tamper) still
+        hold, so the end of a recording is judged like the rest; no sweep is made."""
         self.plant.judge_held()
         changes = self._hand_on_readings()
         changes.append(self.rate.judge_held())
+        changes.append(self.deviation.judge_held())
         self.fake.observe_tamper(self.tamper.judge_held())
         return self._emit(changes)
 

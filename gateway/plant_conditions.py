@@ -17,6 +17,7 @@ from typing import Any
 
 from alerting import Condition, Subject
 from detectors.base import ConditionChanges
+from detectors.deviation import DeviationDetector
 from detectors.fake_offline import FakeOfflineDetector
 from detectors.hidden_operation import HiddenOperationDetector
 from detectors.interlock import COOLING, FAN, LEAK, InterlockDetector
@@ -28,6 +29,7 @@ HIDDEN_OPERATION_LEVEL = 2
 FAKE_OFFLINE_LEVEL = 2
 INTERLOCK_LEVEL = 1
 RATE_LEVEL = 3
+DEVIATION_LEVEL = 3
 BURST_LEVEL = 2
 
 _TAMPER_SIGNALS = {1: "frozen", 2: "replay", 3: "clone", 4: "noisy_replay"}
@@ -46,6 +48,7 @@ class PlantConditions:
                  hidden: HiddenOperationDetector | None = None,
                  interlock: InterlockDetector | None = None,
                  fake: FakeOfflineDetector | None = None,
+                 deviation: DeviationDetector | None = None,
                  burst_window_s: float = 600.0) -> None:
         self._registry = registry
         self._topology = topology
@@ -56,6 +59,7 @@ class PlantConditions:
         self._hidden = hidden
         self._interlock = interlock
         self._fake = fake
+        self._deviation = deviation
         self._burst_window_s = burst_window_s
 
     # -- hidden operation --------------------------------------------------------------
@@ -189,6 +193,38 @@ class PlantConditions:
                          started_at=since, at=at, evidence=evidence,
                          detail={"phrase": "rate_of_change", "value": round(slope, 2),
                                  "limit": limit})
+
+    def deviation(self, change: ConditionChanges, row: int) -> Condition:
+        """A running machine's unlimited reading far off its own baseline: an abnormal
+        working condition (a slipping fan belt, a failed cooling tower)."""
+        point = int(change.subject[row])
+        subject = self._points[point]
+        at, since = float(change.ts[row]), float(change.since[row])
+        severity = int(change.severity[row])
+        if severity == 0:
+            return _cleared("abnormal_condition", subject, since, at,
+                            {"rule": "deviation", "at": iso(at),
+                             "cleared_by_z": _finite(float(change.value[row]))})
+        z, z_on = float(change.value[row]), float(change.limit[row])
+        centre, scale = (self._deviation.baseline(point) if self._deviation
+                         else (math.nan, math.nan))
+        index = self._registry.index
+        gate = int(self._topology.point_run_gate[point])
+        direction = "high" if severity > 0 else "low"
+        curve = self._curve(point)
+        evidence: dict[str, Any] = {"rule": "deviation", "direction": direction, "z": round(z, 2),
+                    "z_on": z_on, "unit": subject.unit,
+                    "baseline": {"centre": _finite(centre), "scale": _finite(scale),
+                                 "method": "median and MAD of the last 6 h of running "
+                                           "time in 10-minute buckets"},
+                    "running_by": index.point_names[gate] if gate >= 0 else None,
+                    "window": curve}
+        decided = [v for t, v in curve if t == iso(at)]
+        return Condition(kind="abnormal_condition", subject=subject, active=True,
+                         level=DEVIATION_LEVEL, started_at=since, at=at, evidence=evidence,
+                         detail={"phrase": f"deviation_{direction}",
+                                 "value": decided[-1] if decided else None,
+                                 "limit": _finite(centre)})
 
     def event_burst(self, change: ConditionChanges, row: int) -> Condition:
         """Repeated spark alarms of one dust collector: an abnormal working condition."""

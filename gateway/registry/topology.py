@@ -114,6 +114,12 @@ class SiteTopology:
     """Cooling: pressure ``lo``; leak: the largest allowed shortfall as a fraction."""
     interlock_subject: NDArray[np.int32]
     """Point an alert of the rule is about (fan run, inlet flow, outlet flow)."""
+    point_deviation_watched: NDArray[np.bool_]
+    """Point → judged against its own running baseline: analogue points of on-site
+    devices with no alarm limit and no rate limit, on a device with a run state."""
+    point_run_gate: NDArray[np.int32]
+    """Point → the run-state point that says whether its equipment runs (-1: none): the
+    one named like it (``fan_current`` → ``fan_run``), else the device's first."""
 
     @property
     def n_meters(self) -> int:
@@ -150,6 +156,7 @@ def build_topology(spec: RegistrySpec, index: RegistryIndex) -> SiteTopology:
             site_meters.append((device, power, rated))
         rules += _interlocks(index, enterprise.devices, site_meters)
     watched, clone_group = _tamper_points(spec, index)
+    deviation, gate = _deviation_points(spec, index)
     m = np.array(meters, dtype=object).reshape(len(meters), 7)
     stops = _merge_stops(sorted(stops, key=lambda s: (s[0], s[1])))
     s = np.array(stops, dtype=object).reshape(len(stops), 4)
@@ -178,6 +185,8 @@ def build_topology(spec: RegistrySpec, index: RegistryIndex) -> SiteTopology:
         interlock_other_point=r[:, 5].astype(np.int32),
         interlock_other_limit=r[:, 6],
         interlock_subject=r[:, 7].astype(np.int32),
+        point_deviation_watched=deviation,
+        point_run_gate=gate,
     )
 
 
@@ -221,6 +230,42 @@ def _tamper_points(spec: RegistrySpec, index: RegistryIndex
                 if point.kind == "flow":
                     group[p_idx] = 0
     return watched, group
+
+
+def _deviation_points(spec: RegistrySpec, index: RegistryIndex
+                      ) -> tuple[NDArray[np.bool_], NDArray[np.int32]]:
+    """Which points the deviation rule judges, and the run state gating each.
+
+    A point with limits is judged by them; one without (a fan's motor current, a
+    cooling loop's inlet temperature) can only be judged against its own past, and only
+    while its equipment runs: a stopped fan reads 0 A and the water follows the
+    weather.  Points on devices without a run state are left out, as nothing tells
+    their regimes apart.
+    """
+    watched = np.zeros(index.n_points, dtype=np.bool_)
+    gate = np.full(index.n_points, -1, dtype=np.int32)
+    # Limits as the index applies them (registry values, else the kind's defaults).
+    limits = np.zeros(index.n_points, dtype=np.bool_)
+    for bound in (index.point_lo, index.point_hi, index.point_lolo, index.point_hihi,
+                  index.point_rate_hi_per_min):
+        limits |= np.isfinite(bound)
+    for enterprise in spec.enterprises:
+        for device in enterprise.devices:
+            if device.kind == "meter":
+                continue
+            d_idx = index.device_index[device.id]
+            runs = [name for name, p in device.points.items() if p.kind == "run_state"]
+            if not runs:
+                continue
+            for name, point in device.points.items():
+                p_idx = index.device_points[d_idx][name]
+                if point.kind in _NOT_TAMPER_WATCHED or limits[p_idx]:
+                    continue
+                prefix = name.split("_")[0] + "_"
+                named = [r for r in runs if r.startswith(prefix)]
+                watched[p_idx] = True
+                gate[p_idx] = index.device_points[d_idx][(named or runs)[0]]
+    return watched, gate
 
 
 def _interlocks(index: RegistryIndex, devices: list[DeviceSpec],
