@@ -387,23 +387,15 @@ class DeviationDetector:
 
         # Each query takes the latest gate row of its gate at or before its ts (a gate
         # row first at equal ts), or the carried state when there is none.
-        n_gate_rows = g.shape[0]
         q = np.flatnonzero(has)
-        key_g = np.concatenate((g, query_gate[q]))
-        key_t = np.concatenate((t, query_ts[q]))
-        is_query = np.arange(key_g.shape[0]) >= n_gate_rows
-        order = np.lexsort((is_query, key_t, key_g))
-        sorted_g = key_g[order]
-        mark = ~is_query[order] | segment_starts(sorted_g)
-        state_running = np.concatenate((running, carried_running[query_gate[q]]))[order]
-        state_since = np.concatenate((since, carried_since[query_gate[q]]))[order]
-        source = ffill_positions(mark)
-        at = np.flatnonzero(is_query[order])
-        query_row = q[order[at] - n_gate_rows]
         q_running = np.zeros(query_gate.shape[0], dtype=np.bool_)
         q_since = np.full(query_gate.shape[0], np.nan)
-        q_running[query_row] = state_running[source[at]]
-        q_since[query_row] = state_since[source[at]]
+        qg, qt = query_gate[q], query_ts[q]
+        row = _latest_at_or_before(g, t, qg, qt)
+        found = row >= 0
+        src = np.where(found, row, 0)
+        q_running[q] = np.where(found, running[src], carried_running[qg])
+        q_since[q] = np.where(found, since[src], carried_since[qg])
 
         gates = g[last]
         self._gate_running[gates] = running[last]
@@ -586,6 +578,43 @@ class DeviationDetector:
             value=ez[order],
             limit=np.where(alarm, self.z_on, np.nan),
         )
+
+
+def _latest_at_or_before(
+    g: NDArray[np.int32], t: NDArray[np.float64], qg: NDArray[np.int32],
+    qt: NDArray[np.float64],
+) -> NDArray[np.intp]:
+    """For each query (gate ``qg``, ts ``qt``), the row of ``(g, t)`` (sorted by gate,
+    then ts) of the same gate with the latest ts at or before ``qt``; -1 for none.
+
+    One binary search on a combined key ``gate * span + (ts - t0)`` when that key is
+    exact to well under a millisecond (it orders and ties exactly as (gate, ts) do),
+    else a lexsort of both sets.
+
+    >>> _latest_at_or_before(np.array([0, 0, 1], np.int32), np.array([5.0, 9.0, 7.0]),
+    ...                      np.array([0, 0, 1, 1], np.int32),
+    ...                      np.array([9.0, 4.0, 8.0, 6.0])).tolist()
+    [1, -1, 2, -1]
+    """
+    if qg.shape[0] == 0:
+        return np.empty(0, dtype=np.intp)
+    t0 = min(float(t.min()), float(qt.min()))
+    span = max(float(t.max()), float(qt.max())) - t0 + 1.0
+    n_keys = max(int(g.max()), int(qg.max())) + 1
+    if span * n_keys < 2.0**40:  # 2**-12 s resolution or finer at the largest key
+        key = g * span + (t - t0)
+        pos = np.searchsorted(key, qg * span + (qt - t0), side="right") - 1
+    else:
+        both_g = np.concatenate((g, qg))
+        is_query = np.arange(both_g.shape[0]) >= g.shape[0]
+        order = np.lexsort((is_query, np.concatenate((t, qt)), both_g))
+        gate_rank = np.cumsum(~is_query[order]) - 1  # rows of g are already sorted
+        pos = np.empty(qg.shape[0], dtype=np.intp)
+        pos[order[is_query[order]] - g.shape[0]] = gate_rank[is_query[order]]
+    safe = np.clip(pos, 0, max(g.shape[0] - 1, 0))
+    hit = (pos >= 0) & (g[safe] == qg)
+    out: NDArray[np.intp] = np.where(hit, pos, -1)
+    return out
 
 
 def _moments(

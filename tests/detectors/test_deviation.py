@@ -748,3 +748,22 @@ def test_held_samples_are_judged_on_demand() -> None:
     assert len(plain) > 0
     assert rows(held.judge_held()) == []
 
+
+
+@pytest.mark.parametrize("spread", [1e4, 1e13])  # the combined key, and the lexsort
+def test_latest_gate_row_matches_a_scan(spread: float) -> None:
+    from detectors.deviation import _latest_at_or_before
+
+    rng = np.random.default_rng(7)
+    g = rng.integers(0, 6, 300).astype(np.int32)
+    t = np.round(rng.uniform(0, spread, 300), 3)
+    order = np.lexsort((t, g))
+    keep = order[np.r_[True, (np.diff(g[order]) != 0) | (np.diff(t[order]) != 0)]]
+    g, t = g[keep], t[keep]
+    qg = rng.integers(0, 7, 200).astype(np.int32)
+    qt = np.where(rng.random(200) < 0.3, rng.choice(t, 200), rng.uniform(0, spread, 200))
+    want = []
+    for gate, ts in zip(qg.tolist(), qt.tolist(), strict=True):
+        rows = [i for i in range(g.shape[0]) if g[i] == gate and t[i] <= ts]
+        want.append(max(rows, key=lambda i: t[i]) if rows else -1)
+    assert _latest_at_or_before(g, t, qg, qt).tolist() == want
