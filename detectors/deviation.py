@@ -61,25 +61,33 @@ class DeviationDetector:
       point without a gate is judged always.
     * ``bucket_s``: seconds of event time, default 600.  Buckets are aligned to multiples
       of ``bucket_s`` since the epoch.
-    * ``buckets``: completed bucket summaries kept per point, default 36 (6 h of running
-      time at 600 s).
-    * ``min_buckets``: default 12, in ``[1, buckets]``.  No verdict before the ring holds
-      that many buckets (2 h of in-regime history at the defaults).
+    * ``buckets``: completed bucket summaries kept per point, default 144 (24 h of
+      running time at 600 s): a whole day, so the scale includes what the day does to
+      the point (a cooling loop's supply water follows the weather by several kelvin, a
+      fan's current swings by a tenth with every filter-cleaning cycle), and a
+      deviation must stand out from that.  Six hours were tried: every morning's warm-up
+      of the supply water then stood at 6 to 8 sigma.
+    * ``min_buckets``: default 72, in ``[1, buckets]``.  No verdict before the ring holds
+      that many buckets (12 h of in-regime history at the defaults): a half-filled ring
+      has not seen a day's swing.
     * ``min_bucket_samples``: default 3, >= 2.  A finished bucket with fewer in-regime
       samples is dropped, not pushed.
     * ``settle_s``: seconds of event time, >= 0, scalar or per point, default 900.  A
       sample counts only if its gate has read running (value >= 0.5) continuously for at
       least this long: ``ts - running_since >= settle_s``, where ``running_since`` is the
       first gate sample of the current running run.
-    * ``z_on``, ``z_off``: dimensionless, ``0 < z_off <= z_on``, default 6 and 4.
+    * ``z_on``, ``z_off``: dimensionless, ``0 < z_off <= z_on``, default 4 and 3 (against
+      a day's scale, a slipping fan belt stands at 4 to 5, a failed cooling tower at 4.5
+      to 8).
     * ``on_delay_s``: seconds of event time, >= 0, scalar or per point (NaN is read as
-      0), default 300.
+      0), default 600: a real fault lasts (a belt slips for hours), a night's cold
+      spell on the supply water passes.
     * ``scale_floor``: in the point's unit, >= 0, scalar or per point, default 0;
       ``scale_floor_rel``: dimensionless, >= 0, default 0.01.  The scale is at least
       ``max(scale_floor, scale_floor_rel * |centre|)``, so a signal that has been
       perfectly steady (a quantised reading stuck on one step) does not turn its first
-      step into an infinite z.  The default 1 % of the level asks for a 6 % move of a
-      steady fan current at ``z_on = 6``; the registry should set ``scale_floor`` to
+      step into an infinite z.  The default 1 % of the level asks for a 4 % move of a
+      steady fan current at ``z_on = 4``; the registry should set ``scale_floor`` to
       the sensor's resolution (0.1 A, 0.2 K), which is unit-safe where the relative
       floor is not (a temperature near 0 °C).  A scale of 0 gives no verdict.
     * ``judge_every_s``: seconds of event time, default 0 (every batch).  Above 0 the
@@ -87,7 +95,7 @@ class DeviationDetector:
       event time has passed (:mod:`detectors.cadence`): the same changes, later.
 
     Memory (:meth:`state_nbytes`): ``16 * buckets + 126`` bytes per watched point
-    (0.7 kB at the defaults), 25 bytes per gate, 5 bytes per registry point.
+    (2.4 kB at the defaults), 25 bytes per gate, 5 bytes per registry point.
 
     **Regime.**  Samples of all watched and gate points are visited in event-time order,
     a gate sample before a watched sample of the same ts (a device sends all points of
@@ -111,7 +119,7 @@ class DeviationDetector:
     sample is judged against that baseline (the buckets completed before its own) and
     then added to its bucket.  Every in-regime sample is learned, anomalous or not: a
     shift that persists becomes the new normal once it holds about half the ring (about
-    3 h at the defaults) and the alarm then clears; a shorter excursion barely moves the
+    12 h of running at the defaults) and the alarm then clears; a shorter excursion barely moves the
     medians.  Stopped periods are not learned, so the ring holds running time only.
 
     **Alarm.**  ``z = (x - centre) / scale`` for every in-regime sample with a baseline
@@ -149,7 +157,7 @@ class DeviationDetector:
     >>> changes.severity.tolist(), changes.ts.tolist(), changes.since.tolist()
     ([-1], [420.0], [400.0])
     >>> round(float(changes.value[0]), 2), changes.limit.tolist()  # (30 - 50) / 0.548
-    (-36.51, [6.0])
+    (-36.51, [4.0])
     >>> stop = det.update(SampleBatch.from_arrays([1, 0], [480.0, 480.0], [0.0, 0.0]))
     >>> stop.severity.tolist(), stop.ts.tolist(), det.severity.tolist()
     ([0], [480.0], [0, 0])
@@ -163,13 +171,13 @@ class DeviationDetector:
         gate_point: ArrayLike | None = None,
         *,
         bucket_s: float = 600.0,
-        buckets: int = 36,
-        min_buckets: int = 12,
+        buckets: int = 144,
+        min_buckets: int = 72,
         min_bucket_samples: int = 3,
         settle_s: ArrayLike = 900.0,
-        z_on: float = 6.0,
-        z_off: float = 4.0,
-        on_delay_s: ArrayLike = 300.0,
+        z_on: float = 4.0,
+        z_off: float = 3.0,
+        on_delay_s: ArrayLike = 600.0,
         scale_floor: ArrayLike = 0.0,
         scale_floor_rel: float = 0.01,
         judge_every_s: float = 0.0,

@@ -182,3 +182,40 @@ def test_rules_are_data() -> None:
     assert marks(changed) == [("hidden_operation", None, None),
                               ("device_offline", "GD1", None),
                               ("threshold", "DC1", parent.id)]
+
+
+def point(device_id: str, name: str, kind: str) -> Subject:
+    return replace(device(SITE, device_id), point=name, point_kind=kind)
+
+
+def test_a_deviation_on_a_device_with_an_open_limit_alarm_is_its_symptom() -> None:
+    stage = Stage()
+    dp, amps = point("DC1", "dp", "differential_pressure"), point("DC1", "fan_current", "current")
+    stage.apply(condition("threshold", dp, at=T0))
+
+    changed = stage.apply(
+        condition("abnormal_condition", amps, at=T0 + 600, evidence={"rule": "deviation"}),
+        condition("abnormal_condition", point("DC2", "fan_current", "current"), at=T0 + 600,
+                  evidence={"rule": "deviation"}))
+
+    threshold = {a.subject.point: a for a in stage.manager.open_alerts()
+                 if a.kind == "threshold"}["dp"]
+    assert [(a.subject.device_id, a.evidence.get(INHIBITED_BY)) for a in changed] == [
+        ("DC1", threshold.id), ("DC2", None)]  # another device's deviation stands alone
+
+
+def test_a_spark_burst_is_no_symptom_and_a_deviation_without_a_cause_stands() -> None:
+    stage = Stage()
+    amps = point("DC1", "fan_current", "current")
+    burst = condition("abnormal_condition", device(SITE, "DC1"), at=T0,
+                      evidence={"rule": "event_burst"})
+    changed = stage.apply(burst, condition("abnormal_condition", amps, at=T0,
+                                           evidence={"rule": "deviation"}))
+    assert [a.evidence.get(INHIBITED_BY) for a in changed] == [None, None]
+
+    later = stage.apply(condition("threshold", point("DC1", "dp", "differential_pressure"),
+                                  at=T0 + 60))
+    marked = {a.subject.point: a.evidence.get(INHIBITED_BY) for a in later}
+    assert marked["fan_current"] is not None
+    assert marked["dp"] is None
+    assert None not in {a.subject.point for a in later}  # the burst is not marked
