@@ -224,7 +224,7 @@ class PlantConditions:
                          level=DEVIATION_LEVEL, started_at=since, at=at, evidence=evidence,
                          detail={"phrase": f"deviation_{direction}",
                                  "value": decided[-1] if decided else None,
-                                 "limit": _finite(centre)})
+                                 "limit": _finite(round(centre, 2))})
 
     def event_burst(self, change: ConditionChanges, row: int) -> Condition:
         """Repeated spark alarms of one dust collector: an abnormal working condition."""
