@@ -8,14 +8,15 @@ rare, so building Python objects here costs nothing on the hot path.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from alerting import Condition, Subject
 from detectors.base import ConditionChanges
 from detectors.window import RecentWindow
-from gateway.plant_conditions import PlantConditions
+from gateway.ingest.decode import DeviceStatus
+from gateway.plant_conditions import PlantConditions, status_claim
 from gateway.registry import Registry
 
 _BANDS = {2: "hihi", 1: "hi", -1: "lo", -2: "lolo"}
@@ -29,10 +30,13 @@ class ConditionMapper:
     """Builds :class:`alerting.Condition` objects from :class:`ConditionChanges`."""
 
     def __init__(self, registry: Registry, *, silence_k: float,
-                 window: RecentWindow | None = None) -> None:
+                 window: RecentWindow | None = None,
+                 statuses: Mapping[int, DeviceStatus] | None = None) -> None:
         self._registry = registry
         self._silence_k = silence_k
         self._window = window
+        self._statuses: Mapping[int, DeviceStatus] = {} if statuses is None else statuses
+        """Each device's latest ``status`` message (kept up to date by the pipeline)."""
         index = registry.index
         self._point_subjects = [self._point_subject(i) for i in range(index.n_points)]
         self._device_subjects = [self._device_subject(i) for i in range(index.n_devices)]
@@ -140,6 +144,9 @@ class ConditionMapper:
             "timeout_s": float(change.limit[row]),
             "watermark": _iso(at),
         }
+        claim = status_claim(self._statuses.get(device), since)
+        if claim is not None:
+            evidence["status_claim"] = claim
         return Condition(
             kind="device_offline", subject=subject, active=True, level=DEVICE_OFFLINE_LEVEL,
             started_at=since, at=at, evidence=evidence,

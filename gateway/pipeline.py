@@ -131,15 +131,17 @@ class Pipeline:
         self.window = RecentWindow(index.n_points, depth=evidence_depth)
         self.alerts = AlertManager(locale=locale)
         self.inhibitor = Inhibitor()
-        self._mapper = ConditionMapper(registry, silence_k=silence_k, window=self.window)
+        self.stats = PipelineStats()
+        self._mapper = ConditionMapper(registry, silence_k=silence_k, window=self.window,
+                                       statuses=self.stats.last_status)
         mapper = self._mapper
         mapper.add_plant_rules(PlantConditions(
             registry, topo, enterprise_subjects=mapper.enterprise_subjects,
             device_subjects=mapper.device_subjects, point_subjects=mapper.point_subjects,
             window=self.window, hidden=self.hidden, interlock=self.interlock, fake=self.fake,
-            deviation=self.deviation, burst_window_s=self.sparks.window_s))
+            deviation=self.deviation, statuses=self.stats.last_status,
+            burst_window_s=self.sparks.window_s))
         self._grid = SweepGrid(sweep_interval_s)
-        self.stats = PipelineStats()
 
     @property
     def next_sweep_due(self) -> float:

@@ -13,6 +13,7 @@ operation and faking are deliberate evasion (orange), a rate alarm warns early
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 from alerting import Condition, Subject
@@ -22,6 +23,7 @@ from detectors.fake_offline import FakeOfflineDetector
 from detectors.hidden_operation import HiddenOperationDetector
 from detectors.interlock import COOLING, FAN, LEAK, InterlockDetector
 from detectors.window import RecentWindow
+from gateway.ingest.decode import DeviceStatus
 from gateway.registry import Registry
 from gateway.registry.topology import SiteTopology
 
@@ -49,6 +51,7 @@ class PlantConditions:
                  interlock: InterlockDetector | None = None,
                  fake: FakeOfflineDetector | None = None,
                  deviation: DeviationDetector | None = None,
+                 statuses: Mapping[int, DeviceStatus] | None = None,
                  burst_window_s: float = 600.0) -> None:
         self._registry = registry
         self._topology = topology
@@ -60,6 +63,7 @@ class PlantConditions:
         self._interlock = interlock
         self._fake = fake
         self._deviation = deviation
+        self._statuses: Mapping[int, DeviceStatus] = {} if statuses is None else statuses
         self._burst_window_s = burst_window_s
 
     # -- hidden operation --------------------------------------------------------------
@@ -124,11 +128,14 @@ class PlantConditions:
             return _cleared("fake_offline", subject, since, at,
                             {"rule": "fake_offline", "ended": iso(at)})
         topo, index = self._topology, self._registry.index
-        devices = [index.device_ids[d] for d in range(index.n_devices)
-                   if int(index.device_enterprise[d]) == enterprise and topo.device_monitoring[d]]
+        silent = [d for d in range(index.n_devices)
+                  if int(index.device_enterprise[d]) == enterprise and topo.device_monitoring[d]]
+        devices = [index.device_ids[d] for d in silent]
+        claims = {index.device_ids[d]: claim for d in silent
+                  if (claim := status_claim(self._statuses.get(d), since)) is not None}
         meter = int(topo.enterprise_reference_meter[enterprise])
         readings = self._fake.meter_readings_inside(enterprise, since) if self._fake else []
-        evidence = {
+        evidence: dict[str, Any] = {
             "rule": "fake_offline", "signal": "site_silent",
             "silent_devices": devices, "silent_since": iso(since),
             "on_delay_s": _finite(float(change.limit[row])),
@@ -137,6 +144,8 @@ class PlantConditions:
                                      for t, s in readings],
             "load_curve": self._curve(int(topo.meter_point[meter])) if meter >= 0 else [],
         }
+        if claims:
+            evidence["status_claims"] = claims
         return Condition(kind="fake_offline", subject=subject, active=True,
                          level=FAKE_OFFLINE_LEVEL, started_at=since, at=at, evidence=evidence,
                          detail={"phrase": "fake_offline:site_silent",
@@ -256,6 +265,28 @@ class PlantConditions:
             return []
         times, values = self._window.samples(point)
         return [[iso(t), v] for t, v in zip(times, values, strict=True)]
+
+
+STATUS_CLAIM_SLACK_S = 300.0
+"""A status message this long before the last data still speaks about the silence (a
+gateway announces its shutdown, then its last samples arrive)."""
+
+
+def status_claim(status: DeviceStatus | None, silent_since: float) -> dict[str, Any] | None:
+    """A device's own word about a silence: its latest ``status`` message when that
+    came with or after the silence began, as evidence (what it claimed, why, when).
+
+    An enterprise that announces "offline, maintenance" while the utility meter shows
+    production is telling the regulator something; one that said nothing is too.
+
+    >>> status_claim(DeviceStatus(0, 1000.0, False, "停电检修"), 1100.0)
+    {'online': False, 'reason': '停电检修', 'at': '1970-01-01T00:16:40Z'}
+    >>> status_claim(DeviceStatus(0, 100.0, False, None), 1100.0) is None
+    True
+    """
+    if status is None or status.ts < silent_since - STATUS_CLAIM_SLACK_S:
+        return None
+    return {"online": status.online, "reason": status.reason, "at": iso(status.ts)}
 
 
 def _cleared(kind: str, subject: Subject, since: float, at: float,

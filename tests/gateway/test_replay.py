@@ -144,3 +144,34 @@ def test_the_last_minute_of_a_recording_is_judged_too(tmp_path: Path,
     rate = [a for a in read_jsonl(alerts) if a["kind"] == "rate_of_change"]
     assert len(rate) == 1
     assert _epoch(rate[0]["detected_at"]) > ts[-1] - 30.0  # in the held last half minute
+
+
+def test_a_device_that_says_it_goes_offline_has_its_word_in_the_evidence(
+        tmp_path: Path, small_registry: Registry) -> None:
+    """The gas detector announces "offline, 停电检修" and falls silent while the cooling
+    loop keeps reporting: its ``device_offline`` alert quotes the claim; the cooling
+    loop, which claimed nothing, has none."""
+    recording = tmp_path / "claim.jsonl"
+    lines: list[dict[str, object]] = []
+    for i in range(120):  # 20 minutes, every 10 s
+        t = START + 10.0 * i
+        lines.append({"topic": "rw/v1/E320583002/CW1/telemetry",
+                      "payload": {"ts": t * 1000, "values": {"flow_in": 20.0, "flow_out": 20.0,
+                                                             "temp_out": 30.0, "pressure": 0.3}}})
+        if i < 30:
+            lines.append({"topic": "rw/v1/E320583002/GD-CO1/telemetry",
+                          "payload": {"ts": t * 1000, "values": {"co": 3.0}}})
+        if i == 30:
+            lines.append({"topic": "rw/v1/E320583002/GD-CO1/status",
+                          "payload": {"ts": t * 1000, "online": False, "reason": "停电检修"}})
+    with recording.open("wb") as out:
+        out.writelines(orjson.dumps(line) + b"\n" for line in lines)
+    alerts = tmp_path / "alerts.jsonl"
+    replay_recording(small_registry, recording, alerts, options=ReplayOptions(progress=False))
+
+    offline = {a["device_id"]: a for a in read_jsonl(alerts) if a["kind"] == "device_offline"}
+    claim = offline["GD-CO1"]["evidence"]["status_claim"]  # type: ignore[index]
+    assert claim["online"] is False
+    assert claim["reason"] == "停电检修"
+    assert _epoch(claim["at"]) == START + 300.0
+    assert "CW1" not in offline
