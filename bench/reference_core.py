@@ -289,8 +289,9 @@ class ReferenceCore:
         self._rate_ruled = np.zeros(n_points, dtype=np.bool_)
         self._rate_ruled[ruled] = True
         self._rate_cadence = Cadence(p.rate_judge_every_s)
-        self._deviation = DeviationReference(topo.point_deviation_watched.tolist(),
-                                             topo.point_run_gate.tolist())
+        self._deviation = DeviationReference(
+            topo.point_deviation_watched.tolist(), topo.point_run_gate.tolist(),
+            direction=topo.point_deviation_direction.tolist())
         self._deviation_rows = topo.point_deviation_watched.copy()
         gates = topo.point_run_gate[topo.point_deviation_watched]
         self._deviation_rows[gates[gates >= 0]] = True

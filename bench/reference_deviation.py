@@ -35,13 +35,14 @@ class _Gate:
 
 
 class _Watched:
-    __slots__ = ("bucket", "centre", "code", "count", "floor", "gate", "high", "high_start",
-                 "last_ts", "low", "low_start", "on_delay", "ring", "scale", "settle",
-                 "sum", "sum_sq", "x0")
+    __slots__ = ("bucket", "centre", "code", "count", "direction", "floor", "gate", "high",
+                 "high_start", "last_ts", "low", "low_start", "on_delay", "ring", "scale",
+                 "settle", "sum", "sum_sq", "x0")
 
     def __init__(self, gate: int, settle: float, on_delay: float, floor: float,
-                 buckets: int) -> None:
+                 buckets: int, direction: int) -> None:
         self.gate, self.settle, self.on_delay, self.floor = gate, settle, on_delay, floor
+        self.direction = direction  # 1: only high may fire, -1: only low, 0: both
         self.last_ts = -math.inf
         self.bucket = -math.inf
         self.count = 0
@@ -82,12 +83,14 @@ class DeviationReference:
         on_delay_s: float | Sequence[float] = 600.0,
         scale_floor: float | Sequence[float] = 0.0,
         scale_floor_rel: float = 0.01,
+        direction: int | Sequence[int] = 0,
     ) -> None:
         n = len(watched)
         gates = [-1] * n if gate_point is None else [int(g) for g in gate_point]
         settle = _per_point(settle_s, n)
         on_delay = [0.0 if math.isnan(d) else d for d in _per_point(on_delay_s, n)]
         floor = _per_point(scale_floor, n)
+        sides = [int(direction)] * n if isinstance(direction, int) else [int(d) for d in direction]
         self.bucket_s, self.min_buckets = bucket_s, min_buckets
         self.min_bucket_samples = min_bucket_samples
         self.z_on, self.z_off, self.scale_floor_rel = z_on, z_off, scale_floor_rel
@@ -96,7 +99,7 @@ class DeviationReference:
         for p in range(n):
             if watched[p]:
                 self.watched[p] = _Watched(gates[p], settle[p], on_delay[p], floor[p],
-                                           buckets)
+                                           buckets, sides[p])
                 if gates[p] >= 0:
                     self.gates.setdefault(gates[p], _Gate()).members.append(p)
         self.late = self.skipped = 0
@@ -186,11 +189,11 @@ class DeviationReference:
     def _judge(self, p: int, w: _Watched, t: float, z: float, out: list[Row]) -> None:
         if w.high and z < self.z_off:
             w.high, w.high_start = False, NAN
-        elif not w.high and z >= self.z_on:
+        elif not w.high and z >= self.z_on and w.direction != -1:
             w.high, w.high_start = True, t
         if w.low and z > -self.z_off:
             w.low, w.low_start = False, NAN
-        elif not w.low and z <= -self.z_on:
+        elif not w.low and z <= -self.z_on and w.direction != 1:
             w.low, w.low_start = True, t
         code, since = 0, t
         if w.high and t - w.high_start >= w.on_delay:

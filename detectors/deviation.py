@@ -90,6 +90,10 @@ class DeviationDetector:
       steady fan current at ``z_on = 4``; the registry should set ``scale_floor`` to
       the sensor's resolution (0.1 A, 0.2 K), which is unit-safe where the relative
       floor is not (a temperature near 0 °C).  A scale of 0 gives no verdict.
+    * ``direction``: -1, 0 or 1, scalar or per point, default 0: which side may fire (1:
+      only above the baseline, -1: only below, 0: both).  A cooling loop's supply water
+      running colder than usual endangers nothing (a cold night does it), a fan's
+      current is a fault either way.
     * ``judge_every_s``: seconds of event time, default 0 (every batch).  Above 0 the
       samples of watched and gate points are held and judged together once that much
       event time has passed (:mod:`detectors.cadence`): the same changes, later.
@@ -180,6 +184,7 @@ class DeviationDetector:
         on_delay_s: ArrayLike = 600.0,
         scale_floor: ArrayLike = 0.0,
         scale_floor_rel: float = 0.01,
+        direction: ArrayLike = 0,
         judge_every_s: float = 0.0,
     ) -> None:
         is_watched = np.asarray(watched)
@@ -236,6 +241,10 @@ class DeviationDetector:
         self._on_delay = _per_point(on_delay_s, "on_delay_s", n_points, nan_as=0.0)[
             watched_point]
         self._floor = _per_point(scale_floor, "scale_floor", n_points)[watched_point]
+        sides = np.broadcast_to(np.asarray(direction), (n_points,))
+        if not np.isin(sides, (-1, 0, 1)).all():
+            raise ValueError("direction must be -1, 0 or 1 (scalar or per point)")
+        self._direction = sides[watched_point].astype(np.int8)
 
         # -- state ------------------------------------------------------------------------
         self._last_ts = np.full(n_watched + n_gates, -np.inf, dtype=np.float64)
@@ -290,6 +299,7 @@ class DeviationDetector:
         """Memory held by the detector's state and parameters (bytes)."""
         arrays = (self._key, self._watched_point, self._gate_of, self._gate_ptr,
                   self._gate_members, self._settle, self._on_delay, self._floor,
+                  self._direction,
                   self._last_ts, self._gate_running, self._gate_since, self._bucket,
                   self._count, self._x0, self._sum, self._sum_sq, self._ring_mean,
                   self._ring_var, self._pushed, self._centre, self._scale, self._high,
@@ -549,12 +559,13 @@ class DeviationDetector:
         last = segment_ends(first)
         seg_w = ew[last]
         on_delay = self._on_delay[ew]
+        direction = self._direction[ew]
         code = np.zeros(ew.shape[0], dtype=np.int8)
         since = np.full(ew.shape[0], np.nan)
         for sign, active, start in ((-1, self._low, self._low_start),
                                     (1, self._high, self._high_start)):
             signed = sign * ez  # NaN on reset rows: neither enters nor leaves by itself
-            enter = signed >= self.z_on
+            enter = (signed >= self.z_on) & (direction != -sign)
             leave = reset | (signed < self.z_off)
             carried = active[ew]
             event = enter | leave

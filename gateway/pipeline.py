@@ -121,6 +121,7 @@ class Pipeline:
             index.point_rate_hi_per_min, capacity=_rate_capacity(index, window_s=300.0),
             judge_every_s=RATE_JUDGE_EVERY_S)
         self.deviation = DeviationDetector(topo.point_deviation_watched, topo.point_run_gate,
+                                           direction=topo.point_deviation_direction,
                                            judge_every_s=DEVIATION_JUDGE_EVERY_S)
         self.sparks = EventBurstDetector(index.n_devices)
         self._sample_detectors: list[Detector] = [

@@ -120,6 +120,9 @@ class SiteTopology:
     point_run_gate: NDArray[np.int32]
     """Point → the run-state point that says whether its equipment runs (-1: none): the
     one named like it (``fan_current`` → ``fan_run``), else the device's first."""
+    point_deviation_direction: NDArray[np.int8]
+    """Point → which side of its baseline is a fault: 1 (only above) for temperatures
+    (heat is the hazard; supply water runs colder on a cold night), 0 (both) otherwise."""
 
     @property
     def n_meters(self) -> int:
@@ -156,7 +159,7 @@ def build_topology(spec: RegistrySpec, index: RegistryIndex) -> SiteTopology:
             site_meters.append((device, power, rated))
         rules += _interlocks(index, enterprise.devices, site_meters)
     watched, clone_group = _tamper_points(spec, index)
-    deviation, gate = _deviation_points(spec, index)
+    deviation, gate, direction = _deviation_points(spec, index)
     m = np.array(meters, dtype=object).reshape(len(meters), 7)
     stops = _merge_stops(sorted(stops, key=lambda s: (s[0], s[1])))
     s = np.array(stops, dtype=object).reshape(len(stops), 4)
@@ -187,6 +190,7 @@ def build_topology(spec: RegistrySpec, index: RegistryIndex) -> SiteTopology:
         interlock_subject=r[:, 7].astype(np.int32),
         point_deviation_watched=deviation,
         point_run_gate=gate,
+        point_deviation_direction=direction,
     )
 
 
@@ -232,9 +236,13 @@ def _tamper_points(spec: RegistrySpec, index: RegistryIndex
     return watched, group
 
 
+_HIGH_ONLY_KINDS = frozenset({"temperature"})
+
+
 def _deviation_points(spec: RegistrySpec, index: RegistryIndex
-                      ) -> tuple[NDArray[np.bool_], NDArray[np.int32]]:
-    """Which points the deviation rule judges, and the run state gating each.
+                      ) -> tuple[NDArray[np.bool_], NDArray[np.int32], NDArray[np.int8]]:
+    """Which points the deviation rule judges, the run state gating each, and which
+    side of the baseline is a fault.
 
     A point with limits is judged by them; one without (a fan's motor current, a
     cooling loop's inlet temperature) can only be judged against its own past, and only
@@ -244,6 +252,7 @@ def _deviation_points(spec: RegistrySpec, index: RegistryIndex
     """
     watched = np.zeros(index.n_points, dtype=np.bool_)
     gate = np.full(index.n_points, -1, dtype=np.int32)
+    direction = np.zeros(index.n_points, dtype=np.int8)
     # Limits as the index applies them (registry values, else the kind's defaults).
     limits = np.zeros(index.n_points, dtype=np.bool_)
     for bound in (index.point_lo, index.point_hi, index.point_lolo, index.point_hihi,
@@ -265,7 +274,8 @@ def _deviation_points(spec: RegistrySpec, index: RegistryIndex
                 named = [r for r in runs if r.startswith(prefix)]
                 watched[p_idx] = True
                 gate[p_idx] = index.device_points[d_idx][(named or runs)[0]]
-    return watched, gate
+                direction[p_idx] = 1 if point.kind in _HIGH_ONLY_KINDS else 0
+    return watched, gate, direction
 
 
 def _interlocks(index: RegistryIndex, devices: list[DeviceSpec],

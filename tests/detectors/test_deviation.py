@@ -775,3 +775,24 @@ def test_latest_gate_row_matches_a_scan(spread: float) -> None:
         rows = [i for i in range(g.shape[0]) if g[i] == gate and t[i] <= ts]
         want.append(max(rows, key=lambda i: t[i]) if rows else -1)
     assert _latest_at_or_before(g, t, qg, qt).tolist() == want
+
+
+@pytest.mark.parametrize(("direction", "fires"), [(0, [-1, 1]), (1, [1]), (-1, [-1])])
+def test_direction_says_which_side_may_fire(direction: int, fires: list[int]) -> None:
+    """A drop, a recovery, then a rise: each side fires only where ``direction`` lets it;
+    a band that may not fire does not even start its run."""
+    rng = np.random.default_rng(5)
+    ts, amps = noisy_fan(rng, 8.0)
+    amps[(ts >= T0 + 4 * HOUR) & (ts < T0 + 5 * HOUR)] *= 0.6
+    amps[ts >= T0 + 6.5 * HOUR] *= 1.3
+    det = collector(direction=direction)
+    got = rows(det.update(fan_stream(ts, amps)))
+    ref = DeviationReference([True, False], [GATE, -1], direction=direction,
+                             **SHORT)  # type: ignore[arg-type]
+    assert_same(got, reference_rows(ref.update(fan_stream(ts, amps))))
+    assert [r[3] for r in got if r[3] != 0] == fires
+
+
+def test_direction_must_be_a_side() -> None:
+    with pytest.raises(ValueError, match="direction"):
+        collector(direction=2)

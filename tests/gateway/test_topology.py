@@ -309,3 +309,25 @@ def test_a_registry_without_meters_stops_or_rules_gives_empty_tables() -> None:
                                topo.enterprise_reference_meter, topo.meter_enterprise,
                                topo.meter_interval_s, reg.index.point_enterprise)
     assert len(fake.sweep_site(0.0, np.array([True]), np.array([np.nan]))) == 0
+
+
+def test_deviation_points_are_unlimited_analogues_gated_by_their_run_state() -> None:
+    dc = collector("DC1")
+    dc["points"]["dp"].update({"lo": 300, "hi": 1500})  # limited: judged by its limits
+    dc["points"].update({"fan_current": {"kind": "current", "unit": "A"},
+                         "airlock_run": {"kind": "run_state"},
+                         "hopper_temp": {"kind": "temperature", "unit": "degC", "hi": 60}})
+    cw = cooling("CW1")
+    cw["points"]["flow_out"]["lo"] = 12.0
+    cw["points"].update({"pump_run": {"kind": "run_state"},
+                         "temp_in": {"kind": "temperature", "unit": "degC"}})
+    gd = {"id": "GD1", "kind": "gas_detector", "expected_interval_s": 10,
+          "points": {"h2": {"kind": "hydrogen", "unit": "%LEL"}}}  # no run state
+    reg = load_registry_data({"enterprises": [enterprise("E1", [dc, cw, gd])]})
+    topo = topology_of(reg)
+    watched = {reg.index.point_names[p]: p for p in np.flatnonzero(topo.point_deviation_watched)}
+    assert sorted(watched) == ["fan_current", "temp_in"]
+    assert topo.point_run_gate[watched["fan_current"]] == point(reg, "DC1", "fan_run")
+    assert topo.point_run_gate[watched["temp_in"]] == point(reg, "CW1", "pump_run")
+    assert topo.point_deviation_direction[watched["fan_current"]] == 0
+    assert topo.point_deviation_direction[watched["temp_in"]] == 1
