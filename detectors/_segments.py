@@ -20,13 +20,14 @@ from numpy.typing import NDArray
 from detectors.base import QUALITY_NORMAL
 
 _T = TypeVar("_T", bound=np.generic)
+_I = TypeVar("_I", bound=np.integer[Any])
 
 _RADIX_KEYS = 1 << 16
 """numpy's stable argsort is a radix sort for 16-bit keys, about 3x faster than timsort."""
 
 
 def sorted_unique_rows(
-    point: NDArray[np.int32], ts: NDArray[np.float64], n_points: int
+    point: NDArray[np.integer[Any]], ts: NDArray[np.float64], n_points: int
 ) -> NDArray[np.intp]:
     """Positions of the rows to judge, ordered by (point, ts), one per (point, ts).
 
@@ -60,14 +61,14 @@ def sorted_unique_rows(
 
 
 def judgeable_rows(
-    key: NDArray[np.int32],
+    key: NDArray[_I],
     ts: NDArray[np.float64],
     value: NDArray[np.float64],
     quality: NDArray[np.uint8],
     last_ts: NDArray[np.float64],
     n_keys: int,
     considered: NDArray[np.bool_] | None = None,
-) -> tuple[NDArray[np.int32], NDArray[np.float64], NDArray[np.float64], int, int]:
+) -> tuple[NDArray[_I], NDArray[np.float64], NDArray[np.float64], int, int]:
     """The rows a sample-driven rule judges, as ``(key, ts, value, skipped, late)``.
 
     Rows come back ordered by (key, ts), one per (key, ts) (see
@@ -97,7 +98,7 @@ def judgeable_rows(
     return key[keep], ts[keep], value[keep], n_considered - n_judged, n_judged - keep.shape[0]
 
 
-def segment_starts(keys: NDArray[np.int32]) -> NDArray[np.bool_]:
+def segment_starts(keys: NDArray[np.integer[Any]]) -> NDArray[np.bool_]:
     """True at the first row of each run of equal ``keys`` (``keys`` already grouped).
 
     >>> segment_starts(np.array([3, 3, 5, 7, 7], dtype=np.int32)).tolist()
@@ -179,24 +180,25 @@ def segment_sums(x: NDArray[Any], start: NDArray[np.intp]) -> NDArray[Any]:
     return total
 
 
-def group_csr(group_of: NDArray[np.int32], n_groups: int) -> tuple[
-    NDArray[np.intp], NDArray[np.int32]
+def group_csr(group_of: NDArray[np.integer[Any]], n_groups: int) -> tuple[
+    NDArray[np.intp], NDArray[np.intp]
 ]:
-    """CSR of the members of each group: ``members[ptr[g]:ptr[g + 1]]``, ascending.
+    """CSR of the members of each group: ``members[ptr[g]:ptr[g + 1]]``, ascending
+    (native indices: they are gathered by).
 
     >>> ptr, members = group_csr(np.array([1, 0, 1], dtype=np.int32), 3)
     >>> ptr.tolist(), members.tolist()
     ([0, 1, 3, 3], [1, 0, 2])
     """
-    members = np.argsort(group_of, kind="stable").astype(np.int32)
+    members = np.argsort(group_of, kind="stable")
     counts = np.bincount(group_of, minlength=n_groups)
     ptr = np.zeros(n_groups + 1, dtype=np.intp)
     np.cumsum(counts, out=ptr[1:])
     return ptr, members
 
 
-def gather_csr(ptr: NDArray[np.intp], members: NDArray[np.int32],
-               groups: NDArray[np.int32]) -> NDArray[np.int32]:
+def gather_csr(ptr: NDArray[np.intp], members: NDArray[_I],
+               groups: NDArray[np.integer[Any]]) -> NDArray[_I]:
     """All members of the given groups, group after group.
 
     >>> ptr, members = group_csr(np.array([1, 0, 1], dtype=np.int32), 3)
@@ -207,10 +209,10 @@ def gather_csr(ptr: NDArray[np.intp], members: NDArray[np.int32],
     counts = ptr[groups + 1] - starts
     total = int(counts.sum())
     if total == 0:
-        return np.empty(0, dtype=np.int32)
+        return members[:0]
     ends = np.cumsum(counts)
     offset = np.repeat(starts - (ends - counts), counts)
-    out: NDArray[np.int32] = members[offset + np.arange(total)]
+    out: NDArray[_I] = members[offset + np.arange(total)]
     return out
 
 

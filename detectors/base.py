@@ -49,8 +49,10 @@ class SampleBatch:
     silence detection sees every sign of life.
     """
 
-    point: NDArray[np.int32]
-    """Dense point index from the registry."""
+    point: NDArray[np.intp]
+    """Dense point index from the registry, as ``np.intp``: every detector gathers its
+    state by it, and numpy gathers by a native index several times faster than by an
+    int32 one it must convert first."""
     ts: NDArray[np.float64]
     """Event time, seconds since the Unix epoch (UTC)."""
     value: NDArray[np.float64]
@@ -76,7 +78,7 @@ class SampleBatch:
         heartbeat_ts: object | None = None,
     ) -> SampleBatch:
         """Build a batch from sequences, casting to the dtypes detectors rely on."""
-        p = np.asarray(point, dtype=np.int32)
+        p = np.asarray(point, dtype=np.intp)
         q = (
             np.zeros(p.shape[0], dtype=np.uint8)
             if quality is None

@@ -23,6 +23,7 @@ one-sample-at-a-time implementation (``bench/reference_deviation.py``, the test 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -226,7 +227,7 @@ class DeviationDetector:
         gate_points = np.unique(gate_of_point[has_gate]).astype(np.int32)
         n_watched, n_gates = watched_point.shape[0], gate_points.shape[0]
         self._n_watched = n_watched
-        self._key = np.full(n_points, -1, dtype=np.int32)
+        self._key = np.full(n_points, -1, dtype=np.intp)
         self._key[watched_point] = np.arange(n_watched, dtype=np.int32)
         self._key[gate_points] = n_watched + np.arange(n_gates, dtype=np.int32)
         self._watched_point = watched_point
@@ -375,19 +376,19 @@ class DeviationDetector:
 
     def _gates(
         self,
-        g: NDArray[np.int32],
+        g: NDArray[np.intp],
         t: NDArray[np.float64],
         v: NDArray[np.float64],
         query_gate: NDArray[np.int32],
         query_ts: NDArray[np.float64],
-    ) -> tuple[NDArray[np.bool_], NDArray[np.float64], NDArray[np.int32], NDArray[np.float64]]:
+    ) -> tuple[NDArray[np.bool_], NDArray[np.float64], NDArray[np.intp], NDArray[np.float64]]:
         """Run the gates over their rows (sorted by (gate, ts)); answer for each query
         (a watched row's gate and ts, gate -1 for none) the gate's running state and run
         start as of that ts; also return the stops (gate, ts: running to stopped)."""
         carried_running, carried_since = self._gate_running, self._gate_since
         has = query_gate >= 0
         if g.shape[0] == 0:
-            no_stop, no_ts = np.empty(0, dtype=np.int32), np.empty(0, dtype=np.float64)
+            no_stop, no_ts = np.empty(0, dtype=np.intp), np.empty(0, dtype=np.float64)
             if not has.any():
                 return has, np.full(has.shape[0], np.nan), no_stop, no_ts
             qg = np.where(has, query_gate, 0)
@@ -421,7 +422,7 @@ class DeviationDetector:
         return q_running, q_since, g[stop], t[stop]
 
     def _z_scores(
-        self, w: NDArray[np.int32], t: NDArray[np.float64], x: NDArray[np.float64]
+        self, w: NDArray[np.intp], t: NDArray[np.float64], x: NDArray[np.float64]
     ) -> NDArray[np.float64]:
         """z of in-regime rows (sorted by (point, ts)), NaN without a baseline; learns
         the rows into their buckets and pushes the buckets they finish."""
@@ -498,7 +499,7 @@ class DeviationDetector:
         return np.where(judged, z, np.nan)
 
     def _push(
-        self, pw: NDArray[np.int32], mean: NDArray[np.float64], var: NDArray[np.float64]
+        self, pw: NDArray[np.intp], mean: NDArray[np.float64], var: NDArray[np.float64]
     ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """Push finished buckets (grouped by point, in time order) into the rings;
         return the baseline (centre, scale) after each push (NaN: too few buckets)."""
@@ -548,7 +549,7 @@ class DeviationDetector:
 
     def _alarm(
         self,
-        ew: NDArray[np.int32],
+        ew: NDArray[np.intp],
         et: NDArray[np.float64],
         ez: NDArray[np.float64],
         reset: NDArray[np.bool_],
@@ -600,7 +601,7 @@ class DeviationDetector:
 
 
 def _latest_at_or_before(
-    g: NDArray[np.int32], t: NDArray[np.float64], qg: NDArray[np.int32],
+    g: NDArray[np.integer[Any]], t: NDArray[np.float64], qg: NDArray[np.integer[Any]],
     qt: NDArray[np.float64],
 ) -> NDArray[np.intp]:
     """For each query (gate ``qg``, ts ``qt``), the row of ``(g, t)`` (sorted by gate,

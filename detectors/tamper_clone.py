@@ -67,13 +67,13 @@ class CloneJudge:
                 for b in ids[i + 1:]:
                     pairs_a.append(a)
                     pairs_b.append(b)
-        self.pair_a = np.array(pairs_a, dtype=np.int32)
-        self.pair_b = np.array(pairs_b, dtype=np.int32)
+        self.pair_a = np.array(pairs_a, dtype=np.intp)
+        self.pair_b = np.array(pairs_b, dtype=np.intp)
         k = self.pair_a.shape[0]
         by_a = np.argsort(self.pair_a, kind="stable")
         self._a_ptr = np.zeros(n_points + 1, dtype=np.intp)
         np.cumsum(np.bincount(self.pair_a, minlength=n_points), out=self._a_ptr[1:])
-        self._a_pairs = by_a.astype(np.int32)
+        self._a_pairs = by_a
         self._is_a = np.diff(self._a_ptr) > 0
         self._paired_point = self._is_a.copy()
         self._paired_point[self.pair_b] = True

@@ -14,6 +14,7 @@ cumulative maximum restarted at segment starts).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -91,7 +92,8 @@ def segment_cummax(
     return out
 
 
-def device_time_order(d: NDArray[np.int32], t: NDArray[np.float64]) -> NDArray[np.intp]:
+def device_time_order(d: NDArray[np.integer[Any]], t: NDArray[np.float64]
+                      ) -> NDArray[np.intp]:
     """Stable order by (device, ts): rows of one (device, ts) keep their order.
 
     ``np.lexsort((t, d))`` sorts twice.  One stable sort of a 64-bit key (device, then
@@ -132,7 +134,7 @@ class Records:
     the record's (point, value) pairs exactly, so an exact replay has the same digest.
     """
 
-    device: NDArray[np.int32]
+    device: NDArray[np.intp]
     ts: NDArray[np.float64]
     first: NDArray[np.bool_]
     """True at the first record of each device in this set."""
@@ -142,7 +144,7 @@ class Records:
     changes: NDArray[np.int32]
     rest: NDArray[np.bool_]
     digest: U64
-    row_point: NDArray[np.int32]
+    row_point: NDArray[np.intp]
     row_value: NDArray[np.float64]
     row_record: NDArray[np.intp]
     row_changed: NDArray[np.bool_]
@@ -163,7 +165,7 @@ class RecordBuffer:
 
     def __init__(self, point_device: NDArray[np.int32], watched: NDArray[np.bool_],
                  n_devices: int) -> None:
-        self.point_device = point_device
+        self.point_device = point_device.astype(np.intp)
         self.watched = watched
         self.n_points = int(point_device.shape[0])
         self.n_devices = n_devices
@@ -251,7 +253,7 @@ class RecordBuffer:
 
     def flush(self, before: float) -> Records:
         """Close every open record with ts <= ``before`` (the watermark passed it)."""
-        due = np.flatnonzero(self._open_ts <= before).astype(np.int32)
+        due = np.flatnonzero(self._open_ts <= before)
         if due.shape[0] == 0:
             return self._empty()
         p = gather_csr(self._ptr, self._points, due)
@@ -268,13 +270,13 @@ class RecordBuffer:
         self._open_ts[due] = np.nan
         return self._records(d, t, p, v, changed)
 
-    def _distinct(self, devices: NDArray[np.int32]) -> NDArray[np.int32]:
+    def _distinct(self, devices: NDArray[np.intp]) -> NDArray[np.intp]:
         """Each device once, in O(rows): whichever row's stamp sticks represents it."""
         self._stamp[devices] = np.arange(devices.shape[0], dtype=np.intp)
-        out: NDArray[np.int32] = devices[self._stamp[devices] == np.arange(devices.shape[0])]
+        out: NDArray[np.intp] = devices[self._stamp[devices] == np.arange(devices.shape[0])]
         return out
 
-    def _remember(self, p: NDArray[np.int32], v: NDArray[np.float64],
+    def _remember(self, p: NDArray[np.intp], v: NDArray[np.float64],
                   closed: NDArray[np.bool_]) -> None:
         """Newest closed value per point; closed rows lead each point's segment."""
         idx = np.flatnonzero(closed)
@@ -282,7 +284,7 @@ class RecordBuffer:
             last = idx[segment_ends(segment_starts(p[idx]))]
             self._last_value[p[last]] = v[last]
 
-    def _records(self, d: NDArray[np.int32], t: NDArray[np.float64], p: NDArray[np.int32],
+    def _records(self, d: NDArray[np.intp], t: NDArray[np.float64], p: NDArray[np.intp],
                  v: NDArray[np.float64], changed: NDArray[np.bool_]) -> Records:
         n = d.shape[0]
         new = np.empty(n, dtype=np.bool_)
@@ -311,9 +313,9 @@ class RecordBuffer:
     def _empty(self) -> Records:
         i = np.empty(0, dtype=np.intp)
         return Records(
-            device=np.empty(0, dtype=np.int32), ts=np.empty(0), first=np.empty(0, bool),
+            device=np.empty(0, dtype=np.intp), ts=np.empty(0), first=np.empty(0, bool),
             start=i, size=i, changes=np.empty(0, dtype=np.int32), rest=np.empty(0, bool),
-            digest=np.empty(0, dtype=np.uint64), row_point=np.empty(0, dtype=np.int32),
+            digest=np.empty(0, dtype=np.uint64), row_point=np.empty(0, dtype=np.intp),
             row_value=np.empty(0), row_record=i, row_changed=np.empty(0, bool),
         )
 

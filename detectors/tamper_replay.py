@@ -304,7 +304,7 @@ class ReplayJudge:
         return Verdict(active, np.where(active, since, np.nan),
                        np.where(active, value, np.nan), limit)
 
-    def _step(self, d: NDArray[np.int32], kind: NDArray[np.int8], lag: NDArray[np.float64],
+    def _step(self, d: NDArray[np.intp], kind: NDArray[np.int8], lag: NDArray[np.float64],
               start: NDArray[np.float64], end: NDArray[np.float64]) -> None:
         """One event per device in ``d``."""
         held, active = self._lag[d], self._active[d]

@@ -155,8 +155,8 @@ class ThresholdDetector:
         return ConditionChanges.none(self.rule)
 
     def _drop_calm_points(
-        self, p: NDArray[np.int32], t: NDArray[np.float64], v: NDArray[np.float64]
-    ) -> tuple[NDArray[np.int32], NDArray[np.float64], NDArray[np.float64]]:
+        self, p: NDArray[np.intp], t: NDArray[np.float64], v: NDArray[np.float64]
+    ) -> tuple[NDArray[np.intp], NDArray[np.float64], NDArray[np.float64]]:
         """Rows of points that may change, sorted as given; the others are done here.
 
         A point with no band raw-active whose every sample stays within its limits
@@ -178,7 +178,7 @@ class ThresholdDetector:
         return p[keep], t[keep], v[keep]
 
     def _judge(
-        self, p: NDArray[np.int32], t: NDArray[np.float64], v: NDArray[np.float64]
+        self, p: NDArray[np.intp], t: NDArray[np.float64], v: NDArray[np.float64]
     ) -> ConditionChanges:
         """Run the state machine over rows sorted by (point, ts), strictly increasing ts.
 
@@ -245,7 +245,7 @@ class ThresholdDetector:
     def _rows(
         self,
         changed: NDArray[np.intp],
-        p: NDArray[np.int32],
+        p: NDArray[np.intp],
         t: NDArray[np.float64],
         v: NDArray[np.float64],
         code: NDArray[np.int8],
@@ -263,7 +263,7 @@ class ThresholdDetector:
         since = np.where(severity != 0, excursion_start[order], ts)
         return ConditionChanges(
             rule=self.rule,
-            subject=subject,
+            subject=subject.astype(np.int32),
             ts=ts,
             since=since,
             severity=severity,

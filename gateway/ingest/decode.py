@@ -171,7 +171,7 @@ class MessageDecoder:
         """Hand over the buffered data (all of it, or only what came before ``upto``)."""
         end = upto if upto is not None else self.mark()
         samples = SampleBatch(
-            point=np.array(self._point[: end.samples], dtype=np.int32),
+            point=np.array(self._point[: end.samples], dtype=np.intp),
             ts=np.array(self._ts[: end.samples], dtype=np.float64),
             value=np.array(self._value[: end.samples], dtype=np.float64),
             quality=np.array(self._quality[: end.samples], dtype=np.uint8),
