@@ -53,8 +53,19 @@ from gateway.pipeline import SPARK_EVENTS, Pipeline
 from gateway.registry import Registry
 from gateway.replay import FLUSH_SAMPLES
 
-Step = Decoded | float
-"""A decoded batch for ``process``, or a sweep instant (epoch s) for ``advance``."""
+
+class EndOfRecording:
+    """The last step: what the bulk-judged rules still hold is judged (``drain``)."""
+
+    def __repr__(self) -> str:
+        return "END"
+
+
+END = EndOfRecording()
+
+Step = Decoded | float | EndOfRecording
+"""A decoded batch for ``process``, a sweep instant (epoch s) for ``advance``, or
+:data:`END` for ``drain``."""
 
 StepRow = tuple[int, int, float, float, int, float, float]
 """(step index, subject, ts, since, severity, value, limit)."""
@@ -76,7 +87,9 @@ def record_steps(
     is one batch, followed by the instants passed; a batch is also cut every
     ``FLUSH_SAMPLES`` samples.  With ``max_samples``, decoding stops there (the last
     batch is trimmed to exactly that many samples).  Empty batches are left out, as
-    ``Pipeline.process`` ignores them."""
+    ``Pipeline.process`` ignores them.  The last step is :data:`END`, where replay
+    calls ``Pipeline.drain``: without it, the samples of the last minute that the
+    bulk-judged rules hold would be neither judged nor timed."""
     decoder = MessageDecoder(registry.index, max_future_s=max_future_s)
     clock, grid = DataClock(), SweepGrid(sweep_interval_s)
     steps: list[Step] = []
@@ -107,6 +120,7 @@ def record_steps(
         if max_samples is not None and taken + decoder.pending_samples >= max_samples:
             break
     take(decoder.take())
+    steps.append(END)
     return steps
 
 
@@ -174,6 +188,26 @@ class VectorCore:
         changes.append(p.fake.sweep_points(now))
         return changes
 
+    def drain(self) -> list[ConditionChanges]:
+        """What the bulk-judged rules hold, judged as ``Pipeline.drain`` does."""
+        p = self.pipeline
+        changes = [p.plant.judge_held()]
+        if len(p.plant.readings.meter):
+            changes.append(p.hidden.update_readings(p.plant.readings))
+            p.fake.observe_readings(p.plant.readings)
+        changes += [p.rate.judge_held(), p.deviation.judge_held()]
+        if self.with_tamper:
+            tamper = p.tamper.judge_held()
+            p.fake.observe_tamper(tamper)
+            changes.append(tamper)
+        return changes
+
+    def step(self, step: Step) -> list[ConditionChanges]:
+        """One step of :func:`record_steps`."""
+        if isinstance(step, EndOfRecording):
+            return self.drain()
+        return self.sweep(step) if isinstance(step, float) else self.process(step)
+
     def state_bytes(self) -> dict[str, int]:
         """Bytes of numpy state per detector (arrays shared with the registry included
         once, views counted through their base)."""
@@ -187,7 +221,7 @@ def run_vectorized(registry: Registry, steps: list[Step], *, sweep_interval_s: f
     core = VectorCore(registry, sweep_interval_s=sweep_interval_s)
     out: dict[str, list[StepRow]] = {rule: [] for rule in RULES}
     for i, step in enumerate(steps):
-        changes = core.sweep(step) if isinstance(step, float) else core.process(step)
+        changes = core.step(step)
         for c in changes:
             out.setdefault(c.rule, []).extend((i, *row) for row in rows_of(c))
     return out
@@ -202,7 +236,9 @@ def run_pipeline(registry: Registry, steps: list[Step], *, sweep_interval_s: flo
     pipeline = _RecordingPipeline(registry, sweep_interval_s=sweep_interval_s)
     out: dict[str, list[StepRow]] = {rule: [] for rule in RULES}
     for i, step in enumerate(steps):
-        if isinstance(step, float):
+        if isinstance(step, EndOfRecording):
+            pipeline.drain()
+        elif isinstance(step, float):
             pipeline.advance(step)
         else:
             pipeline.process(step)
@@ -253,7 +289,8 @@ def run_reference(registry: Registry, steps: list[Step], *, with_tamper: bool = 
     core = ReferenceCore(registry, tamper=tamper)
     out: dict[str, list[StepRow]] = {rule: [] for rule in RULES}
     for i, step in enumerate(steps):
-        result = (core.sweep(step) if isinstance(step, float)
+        result = (core.drain() if isinstance(step, EndOfRecording)
+                  else core.sweep(step) if isinstance(step, float)
                   else core.process(step.samples, sparks_of(step)))
         for rule, rows in result.items():
             out[rule].extend((i, *row) for row in rows)
@@ -339,9 +376,9 @@ def workload(sites: int, points: int, *, seed: int, sweep_interval_s: float) -> 
     registry = Registry(suite.registry, source="<bench suite>")
     steps = record_steps(registry, suite.messages(), sweep_interval_s=sweep_interval_s,
                          max_samples=points)
-    batches = [s for s in steps if not isinstance(s, float)]
+    batches = [s for s in steps if isinstance(s, Decoded)]
     return Workload(registry, steps, sum(len(b.samples) for b in batches), len(batches),
-                    len(steps) - len(batches))
+                    sum(isinstance(s, float) for s in steps))
 
 
 def time_vectorized(w: Workload, sweep_interval_s: float, repeats: int, *,
@@ -353,21 +390,19 @@ def time_vectorized(w: Workload, sweep_interval_s: float, repeats: int, *,
         gc.collect()
         began = time.perf_counter()
         for step in w.steps:
-            if isinstance(step, float):
-                core.sweep(step)
-            else:
-                core.process(step)
+            core.step(step)
         best = min(best, time.perf_counter() - began)
     assert core is not None
     return best, core
 
 
 _TIMED = {"threshold": ("update", "sweep"), "silence": ("update", "sweep"),
-          "interlock": ("update", "sweep"), "rate": ("update", "sweep"),
-          "plant": ("update", "sweep"), "deviation": ("update", "sweep"),
+          "interlock": ("update", "sweep"), "rate": ("update", "sweep", "judge_held"),
+          "plant": ("update", "sweep", "judge_held"),
+          "deviation": ("update", "sweep", "judge_held"),
           "hidden": ("update_readings", "sweep"),
           "fake": ("observe_readings", "observe_tamper", "sweep_site", "sweep_points"),
-          "tamper": ("update", "sweep"), "sparks": ("update_events", "sweep")}
+          "tamper": ("update", "sweep", "judge_held"), "sparks": ("update_events", "sweep")}
 """Pipeline attribute -> the methods :class:`VectorCore` calls on it."""
 
 
@@ -389,21 +424,21 @@ def breakdown(w: Workload, sweep_interval_s: float) -> dict[str, float]:
         for method in methods:
             setattr(detector, method, timed(name, getattr(detector, method)))
     for step in w.steps:
-        if isinstance(step, float):
-            core.sweep(step)
-        else:
-            core.process(step)
+        core.step(step)
     return spent
 
 
 def time_reference(w: Workload, *, with_tamper: bool) -> float:
     tamper = tamper_reference(w.registry) if with_tamper else None
     core = ReferenceCore(w.registry, tamper=tamper)
-    inputs = [s if isinstance(s, float) else (s.samples, sparks_of(s)) for s in w.steps]
+    inputs = [s if isinstance(s, float | EndOfRecording) else (s.samples, sparks_of(s))
+              for s in w.steps]
     gc.collect()
     began = time.perf_counter()
     for item in inputs:
-        if isinstance(item, float):
+        if isinstance(item, EndOfRecording):
+            core.drain()
+        elif isinstance(item, float):
             core.sweep(item)
         else:
             core.process(*item)

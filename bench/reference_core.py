@@ -132,6 +132,8 @@ class TamperOracle(Protocol):
 
     def sweep(self, now: float) -> list[Row]: ...
 
+    def judge_held(self) -> list[Row]: ...
+
 
 # -- one object per subject ------------------------------------------------------------
 
@@ -410,6 +412,18 @@ class ReferenceCore:
             out["tamper"] = self._tamper.sweep(now)
             self._observe_tamper(out["tamper"])
             self._suspect_sweep(now, out["fake_offline"])
+        return out
+
+    def drain(self) -> dict[str, list[Row]]:
+        """The end of a recording: what the bulk-judged rules hold is judged, in the
+        order ``Pipeline.drain`` judges it; no sweep."""
+        out: dict[str, list[Row]] = {rule: [] for rule in RULES}
+        self._meters(self._plant_cadence.release(), out)
+        self._rates(self._rate_cadence.release(), out["rate_of_change"])
+        self._deviations(self._deviation_cadence.release(), out["deviation"])
+        if self._tamper is not None:
+            out["tamper"] = self._tamper.judge_held()
+            self._observe_tamper(out["tamper"])
         return out
 
     # -- threshold -----------------------------------------------------------------------
@@ -825,6 +839,10 @@ class _TamperAdapter:
         rows = [] if held is None else self._reference.update(held)
         rows = sorted(rows + self._reference.sweep(now), key=lambda r: (r[1], r[0]))
         return [_nan_rows(r) for r in rows]
+
+    def judge_held(self) -> list[Row]:
+        held = self._cadence.release()
+        return [] if held is None else [_nan_rows(r) for r in self._reference.update(held)]
 
 
 def _nan_rows(row: tuple[Any, ...]) -> Row:
