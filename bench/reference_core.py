@@ -387,7 +387,8 @@ class ReferenceCore:
         metered = np.flatnonzero(self._meter_points[batch.point])
         self._meters(self._plant_cadence.add(batch.samples_at(metered)), out)
         ruled = np.flatnonzero(self._rate_ruled[batch.point])
-        self._rates(self._rate_cadence.add(batch.samples_at(ruled)), out["rate_of_change"])
+        self._rates(self._rate_cadence.add(batch.samples_at(ruled), clock=batch),
+                    out["rate_of_change"])
         judged = np.flatnonzero(self._deviation_rows[batch.point])
         self._deviations(self._deviation_cadence.add(batch.samples_at(judged), clock=batch),
                          out["deviation"])

@@ -16,8 +16,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numpy.typing import NDArray
 
-from detectors.base import SampleBatch
+from detectors.base import ConditionChanges, SampleBatch
 
 
 class Cadence:
@@ -93,3 +94,37 @@ class Cadence:
 def _newest(batch: SampleBatch) -> float:
     finite = batch.ts[np.isfinite(batch.ts)]
     return float(finite.max()) if finite.shape[0] else -math.inf
+
+
+class BulkJudged:
+    """The entry points of a sample-driven rule that judges its own rows in bulk.
+
+    A subclass sets ``rule`` and ``_cadence`` and implements ``_take(batch)`` (judge
+    these samples now); :meth:`_hold` is what its ``update`` calls once the batch is
+    checked.  Event time is that of the whole batch (``clock``), so when the rule
+    judges does not depend on which rows are its own.
+    """
+
+    rule: str
+    _cadence: Cadence
+
+    def _take(self, batch: SampleBatch) -> ConditionChanges:
+        raise NotImplementedError
+
+    def _hold(self, batch: SampleBatch, mine: NDArray[np.bool_]) -> ConditionChanges:
+        """Judge ``batch`` now (no cadence), or hold its rows where ``mine``."""
+        if self._cadence.every_s == 0:
+            return self._take(batch)
+        due = self._cadence.add(batch.samples_at(np.flatnonzero(mine)), clock=batch)
+        return ConditionChanges.none(self.rule) if due is None else self._take(due)
+
+    def sweep(self, now: float) -> ConditionChanges:
+        """Held samples once due; otherwise nothing to do on the clock (the rule is
+        judged on samples)."""
+        due = self._cadence.due(now)
+        return ConditionChanges.none(self.rule) if due is None else self._take(due)
+
+    def judge_held(self) -> ConditionChanges:
+        """Judge every held sample now (the end of a recording, a shutdown)."""
+        held = self._cadence.release()
+        return ConditionChanges.none(self.rule) if held is None else self._take(held)

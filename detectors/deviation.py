@@ -39,7 +39,7 @@ from detectors._segments import (
     shift_within,
 )
 from detectors.base import ConditionChanges, SampleBatch
-from detectors.cadence import Cadence
+from detectors.cadence import BulkJudged, Cadence
 
 MAD_TO_SIGMA = 1.4826
 """Median absolute deviation to standard deviation, for normally distributed data."""
@@ -48,7 +48,7 @@ RUNNING_AT = 0.5
 """A gate sample reads "running" when its value is at least this (run-state points are 0/1)."""
 
 
-class DeviationDetector:
+class DeviationDetector(BulkJudged):
     """Per-point robust z-score against the point's own baseline, gated by run state.
 
     Parameters (per-point arrays have length ``n_points`` and are indexed by the
@@ -316,22 +316,7 @@ class DeviationDetector:
             raise ValueError(f"point index out of range 0..{self.n_points - 1}")
         if self._n_watched == 0:
             return ConditionChanges.none(self.rule)
-        if self._cadence.every_s > 0:
-            mine = np.flatnonzero(self._key[point] >= 0)
-            due = self._cadence.add(batch.samples_at(mine), clock=batch)
-            return ConditionChanges.none(self.rule) if due is None else self._take(due)
-        return self._take(batch)
-
-    def sweep(self, now: float) -> ConditionChanges:
-        """Held samples once due; otherwise nothing to do on the clock (the rule, its
-        on-delay and the gate are all judged on samples)."""
-        due = self._cadence.due(now)
-        return ConditionChanges.none(self.rule) if due is None else self._take(due)
-
-    def judge_held(self) -> ConditionChanges:
-        """Judge every held sample now (the end of a recording, a shutdown)."""
-        held = self._cadence.release()
-        return ConditionChanges.none(self.rule) if held is None else self._take(held)
+        return self._hold(batch, self._key[point] >= 0)
 
     # -- internals ---------------------------------------------------------------------
 

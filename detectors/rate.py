@@ -32,10 +32,10 @@ from detectors._segments import (
     shift_within,
 )
 from detectors.base import ConditionChanges, SampleBatch
-from detectors.cadence import Cadence
+from detectors.cadence import BulkJudged, Cadence
 
 
-class RateOfChangeDetector:
+class RateOfChangeDetector(BulkJudged):
     """Per-point "rising faster than ``rate_hi_per_min``" on event time.
 
     Parameters (per-point arrays have length ``n_points`` and are indexed by the
@@ -191,23 +191,7 @@ class RateOfChangeDetector:
             raise ValueError(f"point index out of range 0..{self.n_points - 1}")
         if self._slot_point.shape[0] == 0:
             return ConditionChanges.none(self.rule)
-
-        if self._cadence.every_s > 0:
-            ruled = np.flatnonzero(self._slot[point] >= 0)
-            due = self._cadence.add(batch.samples_at(ruled))
-            return ConditionChanges.none(self.rule) if due is None else self._take(due)
-        return self._take(batch)
-
-    def sweep(self, now: float) -> ConditionChanges:
-        """Held samples once due; otherwise nothing to do on the clock (slopes and the
-        on-delay are judged on samples)."""
-        due = self._cadence.due(now)
-        return ConditionChanges.none(self.rule) if due is None else self._take(due)
-
-    def judge_held(self) -> ConditionChanges:
-        """Judge every held sample now (the end of a recording, a shutdown)."""
-        held = self._cadence.release()
-        return ConditionChanges.none(self.rule) if held is None else self._take(held)
+        return self._hold(batch, self._slot[point] >= 0)
 
     def _take(self, batch: SampleBatch) -> ConditionChanges:
         slot = self._slot[batch.point]
