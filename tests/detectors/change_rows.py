@@ -23,3 +23,13 @@ def rows(changes: ConditionChanges, *, digits: int | None = None) -> list[Row]:
          int(changes.severity[i]), clean(changes.value[i]), clean(changes.limit[i]))
         for i in range(len(changes))
     ]
+
+
+def resent_after_originals(batch: list[tuple[int, float, float, int]],
+                           order: list[int]) -> list[tuple[int, float, float, int]]:
+    """``batch`` rows (point, ts, value, quality) in the drawn ``order``, except that
+    every re-sent copy of a (point, ts) stays after its first arrival, which wins."""
+    firsts = {(r[0], r[1]): i for i, r in reversed(list(enumerate(batch)))}
+    arranged = sorted(range(len(batch)), key=lambda i: (i != firsts[batch[i][:2]],
+                                                        order.index(i)))
+    return [batch[i] for i in arranged]

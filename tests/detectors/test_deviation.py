@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from bench.reference_deviation import DeviationReference
 from detectors.base import SampleBatch
 from detectors.deviation import DeviationDetector, _sequential_sums
-from tests.detectors.change_rows import Row, rows
+from tests.detectors.change_rows import Row, resent_after_originals, rows
 
 NAN = math.nan
 T0 = 1_795_478_400.0  # epoch seconds, a multiple of the 600 s bucket
@@ -730,11 +730,7 @@ def test_bad_late_and_duplicate_rows_never_make_steady_noise_fire(
                 q, t, _, _ = data.draw(st.sampled_from(good))
                 batch.append((q, t, data.draw(wild), 0))
         order = data.draw(st.permutations(range(len(batch))))
-        # Keep every re-sent copy after its original: the first arrival wins.
-        firsts = {(r[0], r[1]): i for i, r in reversed(list(enumerate(batch)))}
-        arranged = sorted(range(len(batch)), key=lambda i: (i != firsts[batch[i][:2]],
-                                                            order.index(i)))
-        rows_in = [batch[i] for i in arranged]
+        rows_in = resent_after_originals(batch, order)
         changes = det.update(SampleBatch.from_arrays(*zip(*rows_in, strict=True))
                              if rows_in else SampleBatch.empty())
         assert len(changes) == 0

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from detectors.base import SampleBatch
 from detectors.rate import RateOfChangeDetector
-from tests.detectors.change_rows import Row, rows
+from tests.detectors.change_rows import Row, resent_after_originals, rows
 
 NAN = math.nan
 T0 = 1_795_478_400.0  # epoch seconds: slopes must survive real timestamps
@@ -622,11 +622,7 @@ def test_bad_late_and_duplicate_rows_never_fire_on_flat_data(
                 q, t = data.draw(st.sampled_from(good))
                 batch.append((q, t, data.draw(wild), 0))
         order = data.draw(st.permutations(range(len(batch))))
-        # Keep every re-sent copy after its original: first arrival wins.
-        firsts = {(r[0], r[1]): i for i, r in reversed(list(enumerate(batch)))}
-        arranged = sorted(range(len(batch)), key=lambda i: (i != firsts[batch[i][:2]],
-                                                            order.index(i)))
-        rows_in = [batch[i] for i in arranged]
+        rows_in = resent_after_originals(batch, order)
         changes = det.update(SampleBatch.from_arrays(*zip(*rows_in, strict=True))
                              if rows_in else SampleBatch.empty())
         assert len(changes) == 0
