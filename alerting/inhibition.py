@@ -65,8 +65,8 @@ DEFAULT_RULES = (InhibitRule("fake_offline", "device_offline"),
 class Inhibitor:
     """Marks children of open parents; run after :meth:`AlertManager.apply`.
 
-    >>> Inhibitor().rules[0]
-    InhibitRule(parent_kind='fake_offline', child_kind='device_offline')
+    >>> [(r.parent_kind, r.child_kind, r.same_device) for r in Inhibitor().rules][:2]
+    [('fake_offline', 'device_offline', False), ('threshold', 'abnormal_condition', True)]
     """
 
     def __init__(self, rules: Iterable[InhibitRule] = DEFAULT_RULES) -> None:

@@ -74,7 +74,11 @@ def test_every_alert_of_today_detectors_is_labelled_in_a_full_suite(tmp_path: Pa
     alerts = replay(tmp_path, rec, reg)
     labels = read_labels(labels_path)
     assert Counter(a["kind"] for a in alerts)["threshold"] >= 1
-    unexplained = [a for a in alerts if not explained(a, labels)]
+    by_id = {a["id"]: a for a in alerts}
+    # A symptom marked inhibited_by a labelled alert (a fan current off its baseline
+    # while ΔP is over its limit) is explained by that alert's label.
+    unexplained = [a for a in alerts if not explained(a, labels)
+                   and not explained(by_id.get(a["evidence"].get("inhibited_by"), a), labels)]
     assert not unexplained, unexplained[:3]
 
 
