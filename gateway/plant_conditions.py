@@ -221,13 +221,15 @@ class PlantConditions:
         gate = int(self._topology.point_run_gate[point])
         direction = "high" if severity > 0 else "low"
         curve = self._curve(point)
-        evidence: dict[str, Any] = {"rule": "deviation", "direction": direction, "z": round(z, 2),
-                    "z_on": z_on, "unit": subject.unit,
-                    "baseline": {"centre": _finite(centre), "scale": _finite(scale),
-                                 "method": "median and MAD of the last 6 h of running "
-                                           "time in 10-minute buckets"},
-                    "running_by": index.point_names[gate] if gate >= 0 else None,
-                    "window": curve}
+        baseline: dict[str, Any] = {"centre": _finite(centre), "scale": _finite(scale)}
+        if self._deviation is not None:
+            d = self._deviation
+            baseline["method"] = (f"median and MAD of the last {d.buckets * d.bucket_s / 3600:g} h "
+                                  f"of running time in {d.bucket_s / 60:g}-minute buckets")
+        evidence: dict[str, Any] = {
+            "rule": "deviation", "direction": direction, "z": round(z, 2), "z_on": z_on,
+            "unit": subject.unit, "baseline": baseline,
+            "running_by": index.point_names[gate] if gate >= 0 else None, "window": curve}
         decided = [v for t, v in curve if t == iso(at)]
         return Condition(kind="abnormal_condition", subject=subject, active=True,
                          level=DEVIATION_LEVEL, started_at=since, at=at, evidence=evidence,
