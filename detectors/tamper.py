@@ -5,13 +5,16 @@ no running plant produces: readings frozen, a day replayed exactly, one sensor c
 another.  This detector reports those *data-level* signals only; whether the plant was
 running meanwhile (the electricity meter) is decided elsewhere and combined with it.
 
-Samples are regrouped into device records (:mod:`detectors.tamper_records`), and three
+Samples are regrouped into device records (:mod:`detectors.tamper_records`), and four
 judges run on them, each in its own module:
 
 * frozen (:mod:`detectors.tamper_frozen`): every watched point of a device unchanged for
   much longer than the device has ever stood still;
 * exact replay (:mod:`detectors.tamper_replay`): windows of records identical to windows
   sent at least an hour earlier, all at one lag;
+* noisy replay (:mod:`detectors.tamper_noisy`): the changes of several points
+  correlating with their changes exactly 1, 2 or 7 days earlier, and at no other of
+  those lags: old data re-sent disguised by a scale factor, noise and a shift;
 * clone (:mod:`detectors.tamper_clone`): two points of a clone group exactly equal,
   sample after sample, while their value moves.
 """
@@ -26,17 +29,19 @@ from detectors.base import ConditionChanges, SampleBatch
 from detectors.cadence import Cadence
 from detectors.tamper_clone import CloneJudge
 from detectors.tamper_frozen import FrozenJudge
-from detectors.tamper_records import RecordBuffer, Records
+from detectors.tamper_noisy import NoisyReplayJudge
+from detectors.tamper_records import RecordBuffer, Records, segment_cummax
 from detectors.tamper_replay import ReplayJudge
 
-FROZEN, REPLAY, CLONE = 1, 2, 3
+FROZEN, REPLAY, CLONE, NOISY_REPLAY = 1, 2, 3, 4
 """Severity codes of the ``tamper`` rule (0: cleared)."""
 
 DAY = 86_400.0
 
 
 class TamperDetector:
-    """Frozen, exactly replayed and cloned data, judged per device on event time.
+    """Frozen, exactly or noisily replayed and cloned data, judged per device on event
+    time.
 
     Per-point arrays (length ``n_points``, the registry's dense ids):
 
@@ -84,19 +89,40 @@ class TamperDetector:
     ``replay_max_repeats`` times (default 2) is no evidence, nor is a window with fewer
     than ``replay_min_changes`` value changes inside (default 2) or a plant at rest.
 
+    Noisy replay, severity 4 (:mod:`detectors.tamper_noisy`; ``noisy_replay=False``
+    turns it off): per watched point, triangular-weighted means of event-time slots of
+    ``noisy_slot_s`` seconds (default 120).  Whenever a device closes a slot divisible
+    by ``noisy_every`` (default 3: every 6 min), each point's last ``noisy_window``
+    changes of slot mean (default 20: 40 min) are correlated with the same changes one
+    lag earlier, for each lag of ``noisy_lags_s`` (seconds, multiples of the slot;
+    default 1, 2 and 7 days), each side winsorised at its median ± ``noisy_clip``
+    robust standard deviations (default 2.5), over at least ``noisy_min_valid`` pairs
+    of present changes (default 16).  A lag agrees when ``noisy_min_points`` points
+    (default 3; devices with fewer watched points are not judged) reach
+    ``noisy_min_corr`` (default 0.75) and at no other lag do that many reach
+    ``noisy_control_corr`` (default 0.45).  Replaying after ``noisy_min_hits``
+    agreeing evaluations in a row at one lag (default 3), cleared after
+    ``noisy_clear_misses`` without (default 3).  The ring of changes costs
+    ``(max lag / noisy_slot_s + noisy_window) x 2`` bytes per watched point of a judged
+    device: 10.1 KB with the defaults.
+
     Clone, severity 3 (:mod:`detectors.tamper_clone`): two points of a group exactly
     equal on at least ``clone_min_samples`` (default 10) paired samples in a row, over
     which the value moved ``k`` times; ``k = max(clone_min_changes (default 2),
     log(clone_alpha) / log(q))``, ``q`` the pair's own share of moves the other point
     followed exactly, ``clone_alpha`` default 1e-6.
 
-    Rows: frozen and replay on the device's first watched point (one alert per device;
-    frozen outranks replay when both hold: a replay stays latched through a flat
-    stretch, which carries no evidence either way), clone on the pair's higher-indexed
-    point.  ``since``: the first record of the frozen run, of the first matching
-    window, of the equal run.  ``value``/``limit``: the run and its threshold (s); the
-    lag (s) and ``replay_min_lag_s``; the source point index and ``k``.  Clearing rows
-    (severity 0) have ``since = ts`` and NaN value and limit.
+    Rows: frozen, replay and noisy replay on the device's first watched point (one
+    alert per device; frozen outranks replay, which outranks noisy replay, when several
+    hold: a replay stays latched through a flat stretch, which carries no evidence
+    either way, and an exact copy is also a near one, so a noisy-replay run that began
+    before the device's exact replay was last active is not reported), clone on the
+    pair's higher-indexed point.  ``since``: the first record of the frozen run, of the
+    first matching window, the estimated start of the copy (``tamper_noisy``), the first
+    record of the equal run.  ``value``/``limit``: the run and its threshold (s); the
+    lag (s) and ``replay_min_lag_s``; the lag (s) and ``noisy_min_corr``; the source
+    point index and ``k``.  Clearing rows (severity 0) have ``since = ts`` and NaN
+    value and limit.
 
     Samples that cannot be judged change no state: non-finite value or ts, quality
     other than normal (``skipped_samples``); ts at or before the device's last judged
@@ -142,6 +168,18 @@ class TamperDetector:
         clone_min_samples: int = 10,
         clone_alpha: float = 1e-6,
         clone_min_changes: int = 2,
+        noisy_replay: bool = True,
+        noisy_slot_s: float = 120.0,
+        noisy_window: int = 20,
+        noisy_every: int = 3,
+        noisy_lags_s: tuple[float, ...] = (DAY, 2 * DAY, 7 * DAY),
+        noisy_min_corr: float = 0.75,
+        noisy_control_corr: float = 0.45,
+        noisy_min_points: int = 3,
+        noisy_min_hits: int = 3,
+        noisy_clear_misses: int = 3,
+        noisy_clip: float = 2.5,
+        noisy_min_valid: int = 16,
     ) -> None:
         device = np.array(point_device, dtype=np.int32)
         watch = np.array(watched, dtype=np.bool_)
@@ -171,17 +209,25 @@ class TamperDetector:
             max_repeats=replay_max_repeats, min_changes=replay_min_changes)
         self._clone = CloneJudge(device, watch, groups, min_samples=clone_min_samples,
                                  alpha=clone_alpha, min_changes=clone_min_changes)
+        self._noisy = NoisyReplayJudge(
+            device, watch & noisy_replay, n_dev, slot_s=noisy_slot_s, window=noisy_window,
+            every=noisy_every, lags_s=noisy_lags_s, min_corr=noisy_min_corr,
+            control_corr=noisy_control_corr, min_points=noisy_min_points,
+            min_hits=noisy_min_hits, clear_misses=noisy_clear_misses, clip=noisy_clip,
+            min_valid=noisy_min_valid)
         first = np.full(n_dev, np.iinfo(np.int32).max, dtype=np.int32)
         points = np.flatnonzero(watch).astype(np.int32)
         np.minimum.at(first, device[points], points)
         self._subject = np.where(first < self.n_points, first, -1).astype(np.int32)
         """First watched point of each device: the subject of its frozen/replay rows."""
         self._device_code = np.zeros(n_dev, dtype=np.int8)
+        self._last_exact = np.full(n_dev, -np.inf)
+        """ts of each device's newest record with an exact replay active."""
         self._code = np.zeros(self.n_points, dtype=np.int8)
 
     @property
     def severity(self) -> NDArray[np.int8]:
-        """Current code of every point (read-only view): 0, 1, 2 or 3."""
+        """Current code of every point (read-only view): 0 to 4."""
         return read_only(self._code)
 
     @property
@@ -203,7 +249,9 @@ class TamperDetector:
         """Bytes of state held, per part (the replay history grows with time)."""
         return {"records": self._records.nbytes(), "frozen": self._frozen.nbytes(),
                 "replay": self._replay.nbytes(), "clone": self._clone.nbytes(),
+                "noisy_replay": self._noisy.nbytes(),
                 "codes": int(self._device_code.nbytes + self._code.nbytes
+                             + self._last_exact.nbytes
                              + self._subject.nbytes)}
 
     def update(self, batch: SampleBatch) -> ConditionChanges:
@@ -253,25 +301,35 @@ class TamperDetector:
             return ConditionChanges.none(self.rule)
         frozen = self._frozen.judge(rec)
         replay = self._replay.judge(rec)
+        noisy = self._noisy.judge(rec)
         c_subject, c_ts, c_since, c_on, c_value, c_limit = self._clone.judge(rec)
         self._code[c_subject] = np.where(self._clone.cloned[c_subject] > 0, CLONE, 0)
-        # One code per device: frozen, else replay, else 0; a row where it changes.
-        code = np.where(frozen.active, np.int8(FROZEN),
-                        np.where(replay.active, np.int8(REPLAY), np.int8(0))).astype(np.int8)
+        # One code per device: frozen, else replay, else noisy replay, else 0; a row
+        # where it changes.  A noisy-replay run that began before an exact replay of
+        # the device was last seen is that replay's shadow (an exact copy is also a
+        # near one, and its windows keep correlating for a while after it ends).
         dev = rec.device
+        last_exact = segment_cummax(np.where(replay.active, rec.ts, -np.inf), rec.first,
+                                    self._last_exact[dev])
+        noisy_on = noisy.active & (noisy.since > last_exact)
+        code = np.where(frozen.active, np.int8(FROZEN), np.where(
+            replay.active, np.int8(REPLAY),
+            np.where(noisy_on, np.int8(NOISY_REPLAY), np.int8(0)))).astype(np.int8)
         at = np.flatnonzero(code != shift_within(code, rec.first, self._device_code[dev]))
         last = segment_ends(rec.first)
         self._device_code[dev[last]] = code[last]
+        self._last_exact[dev[last]] = last_exact[last]
         self._code[self._subject[dev[last]]] = code[last]
         d_code = code[at]
         is_frozen, is_replay = d_code == FROZEN, d_code == REPLAY
+        is_noisy = d_code == NOISY_REPLAY
         d_ts = rec.ts[at]
         nan = np.full(at.shape[0], np.nan)
 
-        def pick(f: NDArray[np.float64], r: NDArray[np.float64],
+        def pick(f: NDArray[np.float64], r: NDArray[np.float64], q: NDArray[np.float64],
                  otherwise: NDArray[np.float64]) -> NDArray[np.float64]:
-            out: NDArray[np.float64] = np.where(is_frozen, f[at],
-                                                np.where(is_replay, r[at], otherwise))
+            out: NDArray[np.float64] = np.where(is_frozen, f[at], np.where(
+                is_replay, r[at], np.where(is_noisy, q[at], otherwise)))
             return out
 
         subject = np.concatenate((self._subject[dev[at]], c_subject))
@@ -282,8 +340,11 @@ class TamperDetector:
             rule=self.rule,
             subject=subject[order],
             ts=ts[order],
-            since=np.concatenate((pick(frozen.since, replay.since, d_ts), c_since))[order],
+            since=np.concatenate((pick(frozen.since, replay.since, noisy.since, d_ts),
+                                   c_since))[order],
             severity=severity[order].astype(np.int8),
-            value=np.concatenate((pick(frozen.value, replay.value, nan), c_value))[order],
-            limit=np.concatenate((pick(frozen.limit, replay.limit, nan), c_limit))[order],
+            value=np.concatenate((pick(frozen.value, replay.value, noisy.value, nan),
+                                   c_value))[order],
+            limit=np.concatenate((pick(frozen.limit, replay.limit, noisy.limit, nan),
+                                   c_limit))[order],
         )

@@ -47,6 +47,18 @@ SMALL: dict[str, Any] = {
     "clone_min_samples": 3,
     "clone_alpha": 0.2,
     "clone_min_changes": 1,
+    "noisy_replay": True,
+    "noisy_slot_s": 10.0,
+    "noisy_window": 6,
+    "noisy_every": 2,
+    "noisy_lags_s": (80.0, 200.0),
+    "noisy_min_corr": 0.8,
+    "noisy_control_corr": 0.5,
+    "noisy_min_points": 2,
+    "noisy_min_hits": 2,
+    "noisy_clear_misses": 2,
+    "noisy_clip": 2.5,
+    "noisy_min_valid": 4,
 }
 
 
@@ -79,6 +91,13 @@ class Device:
     active: bool = False
     hit_end: float = -math.inf
     code: int = 0
+    slot: int | None = None
+    n_lag: int = -1
+    n_hits: int = 0
+    n_misses: int = 0
+    n_since: float = NAN
+    n_active: bool = False
+    last_exact: float = -math.inf
 
 
 class Reference:
@@ -110,6 +129,14 @@ class Reference:
         self.cloned = [0] * n
         self.late = 0
         self.skipped = 0
+        self.noisy_points = [
+            [q for q in range(n) if point_device[q] == k and watched[q]]
+            if p["noisy_replay"] and self.n_watched[k] >= p["noisy_min_points"] else []
+            for k in range(n_dev)]
+        self.acc = {q: [0.0, 0.0, 0.0, 0.0] for pts in self.noisy_points for q in pts}
+        self.last_mean = dict.fromkeys(self.acc, NAN)
+        self.changes: dict[int, dict[int, float]] = {q: {} for q in self.acc}
+        """Per point: slot -> change of slot mean into it (float16 as the ring keeps it)."""
 
     def update(self, batch: SampleBatch) -> list[Row]:
         usable = []
@@ -189,12 +216,20 @@ class Reference:
             if (inner >= p["replay_min_changes"] and not all(e[2] for e in win)
                     and key % p["replay_stride"] == 0):
                 self._anchor(dv, key, t, win[0][3])
-        # One code per device.
-        code = 1 if frozen else 2 if dv.active else 0
+        # Noisy replay.
+        self._noisy(d, t, values)
+        # One code per device; a noisy run that began before the last exact replay is
+        # its shadow.
+        if dv.active:
+            dv.last_exact = t
+        noisy = dv.n_active and dv.n_since > dv.last_exact
+        code = 1 if frozen else 2 if dv.active else 4 if noisy else 0
         out: list[Row] = []
         if code != dv.code:
             since, value, lim = ((dv.run_start, elapsed, limit) if code == 1 else
                                  (dv.since, dv.lag, p["replay_min_lag_s"]) if code == 2 else
+                                 (dv.n_since, float(p["noisy_lags_s"][dv.n_lag]),
+                                  p["noisy_min_corr"]) if code == 4 else
                                  (t, -999.0, -999.0))
             out.append((self.subject[d], t, since, code, value, lim))
             dv.code = code
@@ -227,6 +262,74 @@ class Reference:
         if dv.misses >= p["replay_clear_misses"]:
             dv.hits, dv.misses, dv.lag, dv.since = 0, 0, NAN, NAN
         dv.active = dv.hits >= p["replay_min_hits"]
+
+    def _noisy(self, d: int, t: float, values: dict[int, float]) -> None:
+        p, dv, points = self.p, self.devices[d], self.noisy_points[d]
+        if not points:
+            return
+        size = p["noisy_slot_s"]
+        u = t / size
+        k = math.floor(u)
+        f = u - float(k)
+        if dv.slot is not None and k > dv.slot:
+            old = dv.slot
+            for q in points:
+                w0, x0, w1, x1 = self.acc[q]
+                mean = slot_mean(w0, x0)
+                self.changes[q][old] = half(mean - self.last_mean[q])
+                self.last_mean[q] = mean
+                if k >= old + 2:  # slots old + 2 .. k - 1 had no sample: absent, NaN
+                    after = slot_mean(w1, x1)
+                    self.changes[q][old + 1] = half(after - mean)
+                    self.last_mean[q] = after if k == old + 2 else NAN
+                self.acc[q] = [w1, x1, 0.0, 0.0] if k == old + 1 else [0.0, 0.0, 0.0, 0.0]
+            every = p["noisy_every"]
+            if (k - 1) // every > (old - 1) // every:
+                self._noisy_step(dv, *self._noisy_evaluate(points, k - 1))
+        dv.slot = k
+        for q in points:
+            if q in values:
+                acc, v = self.acc[q], values[q]
+                acc[0] += 1.0 - f
+                acc[1] += (1.0 - f) * v
+                acc[2] += f
+                acc[3] += f * v
+
+    def _noisy_evaluate(self, points: list[int], j: int) -> tuple[int, float]:
+        p = self.p
+        w = p["noisy_window"]
+        lags = [round(lag / p["noisy_slot_s"]) for lag in p["noisy_lags_s"]]
+        high, low = [0] * len(lags), [0] * len(lags)
+        for q in points:
+            changes = self.changes[q]
+            x = [changes.get(j - w + 1 + i, NAN) for i in range(w)]
+            for li, lag in enumerate(lags):
+                y = [changes.get(j - lag - w + 1 + i, NAN) for i in range(w)]
+                r = correlation(x, y, p["noisy_clip"], p["noisy_min_valid"])
+                high[li] += r >= p["noisy_min_corr"]
+                low[li] += r >= p["noisy_control_corr"]
+        need = p["noisy_min_points"]
+        agree = [li for li in range(len(lags)) if high[li] >= need]
+        specific = sum(1 for c in low if c >= need) == 1
+        lead = max(0.0, (1.0 - p["noisy_min_corr"]) * w - p["noisy_every"])
+        since = float(j - w - 1) * p["noisy_slot_s"] + lead * p["noisy_slot_s"]
+        return (agree[0] if agree and specific else -1), since
+
+    def _noisy_step(self, dv: Device, lag: int, window_start: float) -> None:
+        p = self.p
+        agrees = lag >= 0 and lag == dv.n_lag
+        restart = lag >= 0 and not agrees and not dv.n_active
+        if agrees:
+            dv.n_hits += 1
+        elif restart:
+            dv.n_hits, dv.n_lag, dv.n_since = 1, lag, window_start
+        elif not dv.n_active:
+            dv.n_hits, dv.n_lag, dv.n_since = 0, -1, NAN
+        dv.n_misses = dv.n_misses + 1 if dv.n_active and not agrees else 0
+        if dv.n_misses >= p["noisy_clear_misses"]:
+            dv.n_hits, dv.n_misses, dv.n_lag, dv.n_since, dv.n_active = 0, 0, -1, NAN, False
+        else:
+            dv.n_active = dv.n_active or dv.n_hits >= p["noisy_min_hits"]
 
     def _clone(self, d: int, t: float, values: dict[int, float]) -> list[Row]:
         p = self.p
@@ -268,6 +371,59 @@ class Reference:
         return out
 
 
+def slot_mean(weight: float, total: float) -> float:
+    """A finished slot's weighted mean, NaN when no sample reached the slot."""
+    return total / weight if weight > 0 else NAN
+
+
+def half(change: float) -> float:
+    """A change of slot mean as the ring keeps it: float16, NaN beyond its range."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = float(np.float16(change))
+    return out if math.isfinite(out) else NAN
+
+
+def median(values: list[float]) -> float:
+    s = sorted(values)
+    n = len(s)
+    return (s[(n - 1) // 2] + s[n // 2]) * 0.5 if n else NAN
+
+
+def running_sum(values: list[float]) -> float:
+    total = values[0]
+    for v in values[1:]:
+        total += v
+    return total
+
+
+def winsorised(values: list[float], clip: float) -> list[float]:
+    """Clipped to the median ± clip robust standard deviations of the present values."""
+    present = [v for v in values if not math.isnan(v)]
+    med = median(present)
+    lim = (clip * 1.4826) * median([abs(v - med) for v in present])
+    return [v if math.isnan(v) else min(max(v, med - lim), med + lim) for v in values]
+
+
+def correlation(x: list[float], y: list[float], clip: float, min_valid: int) -> float:
+    """Winsorised (each side on its own) Pearson correlation over the pairs where both
+    are present."""
+    x, y = winsorised(x, clip), winsorised(y, clip)
+    valid = [not (math.isnan(a) or math.isnan(b)) for a, b in zip(x, y, strict=True)]
+    n = sum(valid)
+    devs = []
+    for side in (x, y):
+        mean = running_sum([v if ok else 0.0 for v, ok in zip(side, valid, strict=True)]) \
+            / max(n, 1)
+        devs.append([v - mean if ok else 0.0 for v, ok in zip(side, valid, strict=True)])
+    dx, dy = devs
+    sxx = running_sum([a * a for a in dx])
+    syy = running_sum([b * b for b in dy])
+    sxy = running_sum([a * b for a, b in zip(dx, dy, strict=True)])
+    if n < min_valid or not (sxx > 0 and syy > 0):
+        return NAN
+    return sxy / math.sqrt(sxx * syy)
+
+
 # --- random data --------------------------------------------------------------------------
 
 LAYOUT = ([0, 0, 0, 1, 1, 1, 1, 2, 2],  # point -> device
@@ -280,14 +436,17 @@ point; device 2: two points."""
 def device_series(rng: np.random.Generator, n_points: int, n: int, t0: float) -> tuple[
     np.ndarray, np.ndarray
 ]:
-    """Records every 5 s (some missing) with noisy, frozen, replayed and cloned stretches."""
+    """Records every 5 s (some missing) with noisy, frozen, replayed, cloned stretches and
+    disguised replays (the values of 80 or 200 s earlier, scaled, offset, some shifted
+    by one record)."""
     ts = t0 + 5.0 * np.flatnonzero(rng.random(int(n * 1.1)) > 0.08)[:n]
     n = ts.shape[0]
     values = rng.integers(0, 4, (n, n_points)).astype(float)
     i = 0
     while i < n:
         length = int(rng.integers(5, 40))
-        mode = rng.choice(["noise", "frozen", "replay", "clone", "zero"])
+        mode = rng.choice(["noise", "frozen", "replay", "clone", "zero", "disguised",
+                           "disguised"])
         stop = min(n, i + length)
         if mode == "frozen" and i:
             values[i:stop] = values[i - 1]
@@ -298,6 +457,12 @@ def device_series(rng: np.random.Generator, n_points: int, n: int, t0: float) ->
             values[i:stop, 1] = values[i:stop, 0]
         elif mode == "zero":
             values[i:stop] = 0.0
+        elif mode == "disguised":
+            back = float(rng.choice([80.0, 200.0])) + 5.0 * int(rng.integers(-1, 2))
+            src = np.searchsorted(ts, ts[i:stop] - back)
+            found = (src < n) & (ts[np.minimum(src, n - 1)] == ts[i:stop] - back)
+            copy = values[np.minimum(src, n - 1)] * 1.02 + 0.25
+            values[i:stop] = np.where(found[:, None], copy, values[i:stop])
         i = stop
     return ts, values
 
@@ -336,8 +501,12 @@ def random_stream(rng: np.random.Generator) -> tuple[list[SampleBatch], list[flo
 
 VARIANTS: list[dict[str, Any]] = [
     {},
-    {"replay_window": 1, "replay_min_changes": 0, "frozen_min_points": 1},
-    {"replay_window": 3, "replay_stride": 1, "replay_max_repeats": 1, "clone_min_samples": 1},
+    {"replay_window": 1, "replay_min_changes": 0, "frozen_min_points": 1,
+     "noisy_every": 1, "noisy_min_hits": 1, "noisy_clear_misses": 1, "noisy_min_points": 3},
+    {"replay_window": 3, "replay_stride": 1, "replay_max_repeats": 1, "clone_min_samples": 1,
+     "noisy_slot_s": 20.0, "noisy_window": 4, "noisy_lags_s": (200.0,), "noisy_min_valid": 3,
+     "noisy_control_corr": 0.8},
+    {"noisy_replay": False},
 ]
 
 
@@ -360,6 +529,7 @@ def test_matches_record_at_a_time_reference(seed: int, variant: int) -> None:
     assert det.severity.tolist() == [
         ref.devices[LAYOUT[0][q]].code if q in ref.subject else 3 * (ref.cloned[q] > 0)
         for q in range(len(LAYOUT[0]))]
+    assert det.state_nbytes()["noisy_replay"] > 0
 
 
 def test_the_random_streams_exercise_every_signal() -> None:
@@ -372,4 +542,4 @@ def test_the_random_streams_exercise_every_signal() -> None:
             if now is not None:
                 seen |= {r[3] for r in ref.sweep(now)}
 
-    assert seen == {0, 1, 2, 3}
+    assert seen == {0, 1, 2, 3, 4}

@@ -1,5 +1,5 @@
-"""TamperDetector on simulator data: every fake_offline.frozen, replay_day and clone
-label is caught, and nothing fires anywhere else (hard negatives included).
+"""TamperDetector on simulator data: every fake_offline.frozen, replay_day, replay_noisy
+and clone label is caught, and nothing fires anywhere else (hard negatives included).
 
 Each site's on-site devices are fed as they arrive (drops, clock skew, latency, outages
 and backfill included), in half-hour batches with a watermark sweep after each.  The
@@ -16,15 +16,18 @@ import numpy as np
 import pytest
 
 from detectors.base import SampleBatch
-from detectors.tamper import CLONE, FROZEN, REPLAY, TamperDetector
+from detectors.tamper import CLONE, FROZEN, NOISY_REPLAY, REPLAY, TamperDetector
 from simulators.labels import Label
 from simulators.scenarios import SiteBuild
 from simulators.suite import SuiteOptions, build_suite
 
 BATCH_S = 1800.0
 CAUGHT = {"fake_offline.frozen": FROZEN, "fake_offline.replay_day": REPLAY,
-          "fake_offline.clone": CLONE}
-MAX_DELAY_S = {FROZEN: 25 * 60.0, REPLAY: 45 * 60.0, CLONE: 20 * 60.0}
+          "fake_offline.clone": CLONE, "fake_offline.replay_noisy": NOISY_REPLAY}
+MAX_DELAY_S = {FROZEN: 25 * 60.0, REPLAY: 45 * 60.0, CLONE: 20 * 60.0,
+               NOISY_REPLAY: 135 * 60.0}
+"""A disguised replay is judged on 40-minute windows that must be mostly copied, and
+some begin with a flat hour: 51-134 min on the tuning suites (tamper_noisy.py)."""
 
 
 @dataclass(frozen=True)
@@ -92,7 +95,7 @@ def labels(sites: list[SiteRun], *scenarios: str) -> list[tuple[SiteRun, Label]]
     return [(s, lb) for s in sites for lb in s.build.labels if lb.scenario in scenarios]
 
 
-def test_every_frozen_replay_and_clone_label_is_caught_in_time(
+def test_every_frozen_replayed_and_cloned_label_is_caught_in_time(
     sites: list[SiteRun],
 ) -> None:
     found = labels(sites, *CAUGHT)
@@ -113,8 +116,7 @@ def test_nothing_fires_during_a_genuinely_steady_process(sites: list[SiteRun]) -
 
 
 def test_nothing_fires_outside_the_faked_intervals(sites: list[SiteRun]) -> None:
-    """Silent gateways, power cuts, outages with backfill, nights, maintenance: no signal
-    (the noisy replay is not an exact one and goes unseen, so it is no false signal)."""
+    """Silent gateways, power cuts, outages with backfill, nights, maintenance: no signal."""
     for site in sites:
         faked = [lb for lb in site.build.labels
                  if lb.kind == "fake_offline" and not lb.negative and lb.device_id]
