@@ -111,6 +111,16 @@ class Alert:
     """Event time of the last change (creation, level or evidence change, resolution)."""
     title: str
     evidence: dict[str, Any]
+    stage: str = "pending"
+    """Handling stage (:data:`alerting.workflow.STAGES`), driven by people."""
+    assignee: str | None = None
+    flapping: bool = False
+    """The condition came and went often (:class:`~alerting.manager.AlertManager`)."""
+    reopen_count: int = 0
+    """How often the condition re-fired within the reopen window after resolving."""
+    acknowledged_at: float | None = None
+    """Wall time of the first response (acknowledge or dispatch)."""
+    closed_at: float | None = None
 
     @property
     def is_open(self) -> bool:
@@ -123,7 +133,9 @@ class Alert:
         Extension keys (allowed because the contract grows only by optional fields):
         ``fingerprint``, ``region``, ``enterprise_name``, ``industry``, ``level_color``,
         ``updated_at``, and ``timezone``, ``device_kind``, ``point_kind``, ``unit`` so
-        that :meth:`from_json` can rebuild the full :class:`Subject`.
+        that :meth:`from_json` can rebuild the full :class:`Subject`; the handling
+        workflow's ``stage``, ``assignee``, ``acknowledged_at``, ``closed_at``, and the
+        condition's ``flapping`` and ``reopen_count``.
         """
         subject = self.subject
         tz = subject.timezone
@@ -150,6 +162,12 @@ class Alert:
             "device_kind": subject.device_kind,
             "point_kind": subject.point_kind,
             "unit": subject.unit,
+            "stage": self.stage,
+            "assignee": self.assignee,
+            "acknowledged_at": _opt_ts(self.acknowledged_at, tz),
+            "closed_at": _opt_ts(self.closed_at, tz),
+            "flapping": self.flapping,
+            "reopen_count": self.reopen_count,
         }
 
     @classmethod
@@ -194,6 +212,12 @@ class Alert:
                             else max(detected_at, resolved_at or detected_at)),
                 title=str(data["title"]),
                 evidence=dict(data["evidence"] or {}),
+                stage=str(data.get("stage") or _stage_of(str(data["state"]))),
+                assignee=_opt_str(data.get("assignee")),
+                flapping=bool(data.get("flapping", False)),
+                reopen_count=int(data.get("reopen_count") or 0),
+                acknowledged_at=_opt_parse(data.get("acknowledged_at")),
+                closed_at=_opt_parse(data.get("closed_at")),
             )
         except KeyError as exc:
             raise ValueError(f"alert JSON lacks required key {exc.args[0]!r}") from exc
@@ -241,3 +265,16 @@ def level_color(level: int) -> str:
 
 def _opt_str(value: object) -> str | None:
     return None if value is None else str(value)
+
+
+def _opt_ts(ts: float | None, tz: str) -> str | None:
+    return None if ts is None else format_ts(ts, tz)
+
+
+def _opt_parse(value: Any) -> float | None:
+    return None if value is None else parse_ts(value)
+
+
+def _stage_of(state: str) -> str:
+    """The handling stage a contract-only object implies: closed, responded, or not."""
+    return {"closed": "closed", "acknowledged": "acknowledged"}.get(state, "pending")

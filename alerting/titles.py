@@ -184,6 +184,26 @@ _UNITS = {"degC": "°C", "degF": "°F", "m3/h": "m³/h", "Nm3/h": "Nm³/h", "m3"
 """Registry unit spellings (ASCII, CONTRACT.md §2) to what a person writes."""
 
 
+def level_tag(level: int, locale: str) -> str:
+    """The grade tag of ``level`` in ``locale``, e.g. ``【橙色预警】``."""
+    return _LOCALES[locale].level_tag[level_color(level)]
+
+
+def strip_level_tag(title: str) -> str:
+    """``title`` without a leading grade tag of any locale (stored titles carry the tag
+    of the level they were rendered at; a message puts the current one back)."""
+    for vocabulary in _LOCALES.values():
+        for tag in vocabulary.level_tag.values():
+            if title.startswith(tag):
+                return title[len(tag):]
+    return title
+
+
+def point_kind_word(point_kind: str | None, locale: str) -> str | None:
+    """The quantity in words (``differential_pressure`` -> ``压差``), if known."""
+    return _LOCALES[locale].point_kinds.get(point_kind or "")
+
+
 def check_locale(locale: str) -> None:
     """Raise ``ValueError`` naming the available locales unless ``locale`` is one."""
     if locale not in _LOCALES:

@@ -16,13 +16,17 @@ import logging
 import signal
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from gateway import cli_tools
 from gateway.config import ConfigError, load_settings
 from gateway.registry import RegistryError, load_registry
+from gateway.registry.yaml_paths import LocatedError
+
+if TYPE_CHECKING:
+    from alerting.models import Alert
 
 app = typer.Typer(
     help="riskwatch: risk monitoring of dust-explosion and metallurgy enterprises.",
@@ -51,6 +55,9 @@ def _logging(verbose: bool) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # httpx logs every request URL at INFO, and robot webhook URLs carry their token.
+    for chatty in ("httpx", "httpcore"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
 
 
 async def _until_signal(main: asyncio.Task[None], stop: object) -> None:
@@ -186,6 +193,129 @@ def replay(
     if report.rejected:
         reasons = ", ".join(f"{k} {v}" for k, v in sorted(report.rejected_by_reason.items()))
         typer.echo(f"refused by reason: {reasons}", err=True)
+
+
+# ------------------------------------------------------------------------ routing
+
+routing_app = typer.Typer(
+    help="Check a routing file (who is told of an alert, when it escalates) and see where "
+         "an alert would go.",
+    no_args_is_help=True,
+)
+app.add_typer(routing_app, name="routing")
+
+
+def _routing_failure(exc: LocatedError) -> typer.Exit:
+    """Every problem of the file, then exit 1: the file is wrong, not the command line."""
+    problems = exc.errors or [exc]
+    head = "" if len(problems) == 1 else f"{len(problems)} problems in the routing file:\n  "
+    typer.secho("error: " + head + "\n  ".join(str(p) for p in problems), err=True,
+                fg=typer.colors.RED)
+    return typer.Exit(1)
+
+
+@routing_app.command("check")
+def routing_check(
+    file: Annotated[Path, typer.Argument(help="Routing YAML", show_default=False)],
+) -> None:
+    """Validate a routing file; print its receivers per tier, escalation limits and tree.
+
+    Exit 1 with every problem (file, line, key) when the file is invalid.
+    """
+    from gateway.routing_file import RoutingError, check_routing, describe_routing
+
+    try:
+        config, warnings = check_routing(file)
+    except RoutingError as exc:
+        raise _routing_failure(exc) from None
+    for warning in warnings:
+        typer.secho(f"warning: {warning}", err=True, fg=typer.colors.YELLOW)
+    typer.echo(f"{file}: valid")
+    typer.echo(describe_routing(config))
+
+
+@routing_app.command("test")
+def routing_test(
+    file: Annotated[Path, typer.Argument(help="Routing YAML", show_default=False)],
+    alert: Annotated[Path | None, typer.Option(
+        "--alert", "-a", help="Alert JSON (CONTRACT.md §4), or JSON Lines of alerts such as "
+                              "`replay --alerts-out` writes; the options below override it")
+    ] = None,
+    kind: Annotated[str | None, typer.Option(help="Alert kind [default: threshold]")] = None,
+    level: Annotated[int | None, typer.Option(help="1 red .. 4 blue [default: 2]")] = None,
+    region: Annotated[list[str] | None, typer.Option(
+        help="Region code (6 or 9 digits); its parents are added, e.g. 370829101 also "
+             "gives 370000, 370800, 370829; repeat for several")] = None,
+    industry: Annotated[str | None, typer.Option(help="dust or metallurgy")] = None,
+    enterprise: Annotated[str | None, typer.Option(help="Enterprise id")] = None,
+) -> None:
+    """Show where an alert would go: receivers per tier, when each tier is told, the
+    timings and the matched routes (like Alertmanager's `amtool config routes test`)."""
+    from alerting.routing import RoutingTree
+    from gateway.routing_file import RoutingError, explain_decision, load_routing
+
+    probes = _probe_alerts(alert, kind=kind, level=level, region=region, industry=industry,
+                           enterprise=enterprise)
+    try:
+        tree = RoutingTree(load_routing(file))
+    except RoutingError as exc:
+        raise _routing_failure(exc) from None
+    typer.echo("\n\n".join(explain_decision(probe, tree.route(probe)) for probe in probes))
+
+
+def _probe_alerts(path: Path | None, *, kind: str | None, level: int | None,
+                  region: list[str] | None, industry: str | None,
+                  enterprise: str | None) -> list[Alert]:
+    """The alerts to test: from the file, or one from the options, options winning."""
+    import json
+
+    from alerting.models import Alert
+    from alerting.routing import region_path
+
+    if level is not None and level not in (1, 2, 3, 4):
+        raise _fail("--level must be 1 (red), 2 (orange), 3 (yellow) or 4 (blue)")
+    if industry is not None and industry not in ("dust", "metallurgy"):
+        raise _fail("--industry must be dust or metallurgy")
+    for code in region or ():
+        if not (code.isascii() and code.isdigit() and len(code) in (6, 9)):
+            raise _fail(f"--region {code!r}: a region code has 6 or 9 digits")
+    records: list[object] = [{}]
+    if path is not None:
+        try:
+            text = path.read_text(encoding="utf-8-sig")
+        except OSError as exc:
+            raise _fail(f"{path}: {exc.strerror or exc}") from None
+        try:
+            records = [json.loads(text)]
+        except json.JSONDecodeError:
+            try:
+                records = [json.loads(line) for line in text.splitlines() if line.strip()]
+            except json.JSONDecodeError as exc:
+                raise _fail(f"{path}: not JSON or JSON Lines ({exc})") from None
+    overrides: dict[str, object] = {
+        key: value for key, value in (("kind", kind), ("level", level),
+                                      ("industry", industry), ("enterprise_id", enterprise))
+        if value is not None}
+    if region:
+        overrides["region"] = list(dict.fromkeys(c for code in region for c in region_path(code)))
+    probes = []
+    for i, record in enumerate(records, 1):
+        if not isinstance(record, dict):
+            raise _fail(f"{path}: alert {i} is not a JSON object")
+        try:
+            probes.append(Alert.from_json({**_PROBE, **record, **overrides}))
+        except (TypeError, ValueError) as exc:
+            raise _fail(f"{path}: alert {i}: {exc}") from None
+    return probes
+
+
+_PROBE: dict[str, object] = {
+    "id": "routing-test", "enterprise_id": "", "device_id": None, "point": None,
+    "kind": "threshold", "level": 2, "state": "firing",
+    "started_at": "2026-01-01T00:00:00+08:00", "detected_at": "2026-01-01T00:00:00+08:00",
+    "resolved_at": None, "title": "", "evidence": {},
+}
+"""What an alert under test has unless the file or the options say otherwise."""
 
 
 app.command()(cli_tools.simulate)

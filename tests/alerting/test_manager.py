@@ -97,7 +97,7 @@ def test_evidence_change_without_level_change_updates() -> None:
     assert updated.evidence["value"] == 1800.0
     assert "1800 Pa" in updated.title
     assert manager.stats == {"created": 1, "updated": 1, "resolved": 0, "deduplicated": 0,
-                             "stray_clears": 0}
+                             "stray_clears": 0, "reopened": 0, "flapping": 0}
 
 
 def test_clear_resolves_the_open_alert() -> None:
@@ -134,12 +134,12 @@ def test_stray_clear_is_ignored_and_counted() -> None:
     assert manager.open_alerts() == []
 
 
-def test_refire_after_resolve_is_a_new_alert_with_a_new_id() -> None:
-    manager = AlertManager()
+def test_refire_after_the_reopen_window_is_a_new_alert_with_a_new_id() -> None:
+    manager = AlertManager(reopen_window_s=60.0)
     [first] = manager.apply([fire(started=T0)])
     manager.apply([clear(at=T0 + 60)])
 
-    [second] = manager.apply([fire(started=T0 + 120, at=T0 + 130)])
+    [second] = manager.apply([fire(started=T0 + 120, at=T0 + 130)])  # 70 s after
 
     assert second.id != first.id
     assert second.fingerprint == first.fingerprint
@@ -148,7 +148,7 @@ def test_refire_after_resolve_is_a_new_alert_with_a_new_id() -> None:
 
 
 def test_refire_with_the_same_start_still_gets_a_new_id() -> None:
-    manager = AlertManager()
+    manager = AlertManager(reopen_window_s=0)
     ids = []
     for n in range(3):
         [fired] = manager.apply([fire(started=T0, at=T0 + 10 * n)])
@@ -174,7 +174,7 @@ def test_one_call_returns_each_changed_alert_once_in_first_change_order() -> Non
         ("device_offline", "firing", 4),
     ]
     assert manager.stats == {"created": 2, "updated": 1, "resolved": 1, "deduplicated": 0,
-                             "stray_clears": 0}
+                             "stray_clears": 0, "reopened": 0, "flapping": 0}
 
 
 def test_fingerprint_separates_points_devices_and_kinds() -> None:
@@ -194,7 +194,7 @@ def test_fingerprint_separates_points_devices_and_kinds() -> None:
 def test_ids_are_deterministic_across_managers() -> None:
     script = [fire(), fire(level=2, band="hihi", value=2100.0, at=T0 + 15), clear(),
               fire(started=T0 + 200, at=T0 + 210)]
-    first, second = AlertManager(), AlertManager()
+    first, second = AlertManager(reopen_window_s=0), AlertManager(reopen_window_s=0)
 
     ids_first = [a.id for c in script for a in first.apply([c])]
     ids_second = [a.id for c in script for a in second.apply([c])]
@@ -250,3 +250,115 @@ def test_active_condition_needs_a_valid_level() -> None:
 
 def _fields(obj: Any) -> dict[str, Any]:
     return {name: getattr(obj, name) for name in obj.__slots__}
+
+
+# --- reopening and flapping -------------------------------------------------------------
+
+def test_refire_within_the_window_reopens_the_resolved_alert() -> None:
+    manager = AlertManager(reopen_window_s=1800.0)
+    [first] = manager.apply([fire(started=T0)])
+    manager.apply([clear(at=T0 + 60)])
+
+    [again] = manager.apply([fire(level=2, band="hihi", value=2100.0, started=T0 + 900,
+                                  at=T0 + 910)])
+
+    assert again.id == first.id
+    assert (again.state, again.resolved_at, again.reopen_count) == ("firing", None, 1)
+    assert again.level == 2
+    assert "resolution" not in again.evidence
+    assert again.started_at == T0  # the anomaly's first start
+    assert manager.stats["reopened"] == 1
+    assert manager.stats["created"] == 1
+    assert manager.open_alerts() == [again]
+
+
+def test_a_reopened_alert_keeps_its_handling() -> None:
+    manager = AlertManager()
+    [first] = manager.apply([fire()])
+    assert manager.set_handling(first.id, stage="dispatched", assignee="张三",
+                                acknowledged_at=T0 + 30, closed_at=None)
+    [resolved] = manager.apply([clear(at=T0 + 60)])
+    assert resolved.state == "resolved"
+
+    [again] = manager.apply([fire(at=T0 + 120)])
+
+    assert (again.state, again.stage, again.assignee) == ("acknowledged", "dispatched", "张三")
+
+
+def test_a_closed_alert_never_reopens() -> None:
+    manager = AlertManager()
+    [first] = manager.apply([fire()])
+    manager.apply([clear(at=T0 + 60)])
+    manager.set_handling(first.id, stage="closed", assignee=None, acknowledged_at=T0 + 70,
+                         closed_at=T0 + 80)
+
+    [second] = manager.apply([fire(started=T0 + 100, at=T0 + 110)])
+
+    assert second.id != first.id
+    assert second.reopen_count == 0
+
+
+def test_three_transitions_in_ten_minutes_mark_one_flapping_alert() -> None:
+    manager = AlertManager(flap_transitions=3, flap_window_s=600.0)
+    seen = []
+    for n in range(4):  # fire, clear, fire, clear, ... every minute
+        seen += manager.apply([fire(started=T0 + 120 * n, at=T0 + 120 * n)])
+        seen += manager.apply([clear(at=T0 + 120 * n + 60)])
+
+    assert len({a.id for a in seen}) == 1
+    assert [a.flapping for a in seen] == [False, False, True, True, True, True, True, True]
+    assert manager.stats["flapping"] == 1
+    assert manager.stats["reopened"] == 3
+
+    assert manager.sweep(T0 + 420 + 599) == []  # still inside the window
+    [calm] = manager.sweep(T0 + 420 + 601)
+    assert (calm.flapping, calm.state) == (False, "resolved")
+
+
+def test_transitions_spread_out_do_not_flap() -> None:
+    manager = AlertManager(flap_transitions=3, flap_window_s=600.0)
+    for n in range(4):
+        manager.apply([fire(started=T0 + 700 * n, at=T0 + 700 * n)])
+        changed = manager.apply([clear(at=T0 + 700 * n + 10)])
+    assert not changed[0].flapping
+    assert manager.stats["flapping"] == 0
+
+
+def test_sweep_forgets_resolved_alerts_after_the_window() -> None:
+    manager = AlertManager(reopen_window_s=600.0)
+    [first] = manager.apply([fire()])
+    manager.apply([clear(at=T0 + 60)])
+
+    manager.sweep(T0 + 60 + 601)
+    [second] = manager.apply([fire(started=T0 + 500, at=T0 + 500)])  # late re-fire
+
+    assert second.id != first.id
+
+
+def test_restore_brings_back_resolved_alerts_that_may_reopen() -> None:
+    before = AlertManager()
+    [first] = before.apply([fire()])
+    [resolved] = before.apply([clear(at=T0 + 60)])
+
+    after = AlertManager()
+    after.restore([Alert.from_json(resolved.to_json())])
+    [again] = after.apply([fire(at=T0 + 300)])
+
+    assert again.id == first.id
+    assert again.reopen_count == 1
+
+
+def test_handling_fields_round_trip_through_json() -> None:
+    manager = AlertManager()
+    [fired] = manager.apply([fire()])
+    manager.set_handling(fired.id, stage="feedback", assignee="李四",
+                         acknowledged_at=T0 + 30, closed_at=None)
+    [alert] = manager.open_alerts()
+
+    body = alert.to_json()
+    back = Alert.from_json(body)
+
+    assert body["stage"] == "feedback"
+    assert body["state"] == "acknowledged"
+    assert body["acknowledged_at"] == "2026-11-24T08:00:30+08:00"
+    assert (back.stage, back.assignee, back.acknowledged_at) == ("feedback", "李四", T0 + 30)

@@ -1,0 +1,1 @@
+"""Notification channels: webhook, e-mail, DingTalk and WeCom robots, MQTT, SMS."""
