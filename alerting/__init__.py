@@ -2,10 +2,14 @@
 
 Conditions from the pipeline go through :class:`AlertManager` (dedup by fingerprint,
 firing -> resolved) and the alerts it returns are saved by :class:`AlertStore` and
-rendered as CONTRACT.md §4 objects by :meth:`Alert.to_json`.
+rendered as CONTRACT.md §4 objects by :meth:`Alert.to_json`.  Notifications are written
+to the :class:`Outbox` before anything is sent and sent by a :class:`Dispatcher`; the
+tables are in :mod:`alerting.schema` and migrated by :mod:`alerting.migrate`.
 """
 
+from alerting.dispatcher import Dispatcher, RetryPolicy
 from alerting.manager import AlertManager
+from alerting.migrate import MigrationError
 from alerting.models import (
     ALERT_STATES,
     LEVEL_COLORS,
@@ -16,7 +20,14 @@ from alerting.models import (
     alert_id,
     fingerprint,
 )
-from alerting.store import AlertQuery, AlertStore, AlertStoreError, alerting_metadata
+from alerting.outbox import Outbox, OutboxEntry
+from alerting.store import (
+    AlertQuery,
+    AlertStore,
+    AlertStoreError,
+    alerting_metadata,
+    alerts_table,
+)
 from alerting.titles import LOCALES, render_title
 
 __all__ = [
@@ -30,9 +41,15 @@ __all__ = [
     "AlertStore",
     "AlertStoreError",
     "Condition",
+    "Dispatcher",
+    "MigrationError",
+    "Outbox",
+    "OutboxEntry",
+    "RetryPolicy",
     "Subject",
     "alert_id",
     "alerting_metadata",
+    "alerts_table",
     "fingerprint",
     "render_title",
 ]

@@ -7,8 +7,9 @@ range predicates behave the same on both databases, unlike their timestamp types
 The region path is one ``|``-delimited string so a filter on any administrative level
 (province, city, county, town) is a single ``LIKE``.
 
-The schema is created with ``create_all`` until migrations arrive; its tables live on
-:data:`alerting_metadata` so other packages can keep their own ``MetaData``.
+The tables are defined in :mod:`alerting.schema` and created and upgraded by the
+migrations (:func:`alerting.migrate.migrate`); ``alerting_metadata`` and
+``alerts_table`` are re-exported here for existing callers.
 """
 
 from __future__ import annotations
@@ -23,37 +24,12 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from alerting.migrate import migrate
 from alerting.models import ALERT_STATES, LEVEL_COLORS, OPEN_STATES, Alert, Subject
+from alerting.schema import alerting_metadata, alerts_table
 from alerting.timefmt import from_ms, to_ms
 
-alerting_metadata = sa.MetaData()
-"""Schema (not state) of the alerting tables; pass it to ``create_all``/migrations."""
-
-alerts_table = sa.Table(
-    "alerts",
-    alerting_metadata,
-    sa.Column("id", sa.String(64), primary_key=True),
-    sa.Column("fingerprint", sa.String(32), nullable=False, index=True),
-    sa.Column("kind", sa.String(64), nullable=False),
-    sa.Column("level", sa.SmallInteger, nullable=False),
-    sa.Column("state", sa.String(16), nullable=False, index=True),
-    sa.Column("enterprise_id", sa.String(64), nullable=False, index=True),
-    sa.Column("enterprise_name", sa.Text, nullable=False),
-    sa.Column("industry", sa.String(32), nullable=False),
-    sa.Column("region_path", sa.String(255), nullable=False),
-    sa.Column("timezone", sa.String(64), nullable=False),
-    sa.Column("device_id", sa.String(64)),
-    sa.Column("device_kind", sa.String(64)),
-    sa.Column("point", sa.String(64)),
-    sa.Column("point_kind", sa.String(64)),
-    sa.Column("unit", sa.String(32)),
-    sa.Column("started_at", sa.BigInteger, nullable=False),
-    sa.Column("detected_at", sa.BigInteger, nullable=False, index=True),
-    sa.Column("resolved_at", sa.BigInteger),
-    sa.Column("updated_at", sa.BigInteger, nullable=False),
-    sa.Column("title", sa.Text, nullable=False),
-    sa.Column("evidence", sa.JSON, nullable=False),
-)
+__all__ = ["AlertQuery", "AlertStore", "AlertStoreError", "alerting_metadata", "alerts_table"]
 
 _REGION_SEP = "|"
 
@@ -123,9 +99,12 @@ class AlertStore:
             await engine.dispose()
 
     async def create_schema(self) -> None:
-        """Create the alerting tables and indexes if they do not exist."""
-        async with self._engine.begin() as conn:
-            await conn.run_sync(alerting_metadata.create_all)
+        """Bring the alerting tables up to the newest migration (creating them if new).
+
+        The name is from the ``create_all`` era; a database of that era is adopted and
+        upgraded in place, see :func:`alerting.migrate.migrate`.
+        """
+        await migrate(self._engine)
 
     async def save(self, alerts: Sequence[Alert]) -> None:
         """Insert or update ``alerts`` by id, all in one transaction.
@@ -185,10 +164,18 @@ class AlertStore:
             return [_from_row(row._mapping) for row in result]
 
     def _upsert(self) -> sa.Insert:
-        """``INSERT .. ON CONFLICT (id) DO UPDATE``, atomic under concurrent writers."""
+        """``INSERT .. ON CONFLICT (id) DO UPDATE``, atomic under concurrent writers.
+
+        A new alert is inserted whole.  An existing one gets its condition side
+        (:data:`_CONDITION_COLUMNS`) updated but keeps its handling columns
+        (``stage``, ``assignee``, ``acknowledged_at``, ``closed_at``): people change
+        those through the workflow, which writes them with their audit event, and a
+        pipeline save carrying an older copy of the alert must not undo an operator's
+        acknowledgement.
+        """
         stmt = (sqlite.insert(alerts_table) if self._dialect == "sqlite"
                 else postgresql.insert(alerts_table))
-        updates = {c.name: stmt.excluded[c.name] for c in alerts_table.c if c.name != "id"}
+        updates = {name: stmt.excluded[name] for name in _CONDITION_COLUMNS}
         return stmt.on_conflict_do_update(index_elements=[alerts_table.c.id], set_=updates)
 
 
@@ -245,7 +232,31 @@ def _to_row(alert: Alert) -> dict[str, Any]:
         "updated_at": to_ms(alert.updated_at),
         "title": alert.title,
         "evidence": _json_safe(alert),
+        "flapping": alert.flapping,
+        "reopen_count": alert.reopen_count,
+        "stage": alert.stage,
+        "assignee": alert.assignee,
+        "acknowledged_at": _optional_ms(alert.acknowledged_at),
+        "closed_at": _optional_ms(alert.closed_at),
     }
+
+
+_CONDITION_COLUMNS = (
+    "fingerprint", "kind", "level", "state", "enterprise_id", "enterprise_name",
+    "industry", "region_path", "timezone", "device_id", "device_kind", "point",
+    "point_kind", "unit", "started_at", "detected_at", "resolved_at", "updated_at",
+    "title", "evidence", "flapping", "reopen_count",
+)
+"""What :meth:`AlertStore.save` updates on an existing alert: everything the detectors
+and :class:`~alerting.manager.AlertManager` decide, none of the handling workflow."""
+
+
+def _optional_ms(epoch_s: float | None) -> int | None:
+    return None if epoch_s is None else to_ms(epoch_s)
+
+
+def _optional_s(epoch_ms: int | None) -> float | None:
+    return None if epoch_ms is None else from_ms(epoch_ms)
 
 
 def _json_safe(alert: Alert) -> Any:
@@ -288,4 +299,10 @@ def _from_row(row: sa.RowMapping) -> Alert:
         updated_at=from_ms(row["updated_at"]),
         title=row["title"],
         evidence=dict(row["evidence"] or {}),
+        stage=row["stage"],
+        assignee=row["assignee"],
+        flapping=bool(row["flapping"]),
+        reopen_count=int(row["reopen_count"]),
+        acknowledged_at=_optional_s(row["acknowledged_at"]),
+        closed_at=_optional_s(row["closed_at"]),
     )

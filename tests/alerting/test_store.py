@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from alerting.manager import AlertManager
+from alerting.migrate import VERSION_TABLE
 from alerting.models import Alert, Condition, Subject, fingerprint
 from alerting.store import AlertQuery, AlertStore, alerting_metadata
 
@@ -36,6 +37,7 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     engine = create_async_engine(database_url)
     async with engine.begin() as conn:  # the PostgreSQL database is shared by the module
         await conn.run_sync(alerting_metadata.drop_all)
+        await conn.execute(sa.text(f"DROP TABLE IF EXISTS {VERSION_TABLE}"))  # so it migrates
     try:
         yield engine
     finally:
