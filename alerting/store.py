@@ -158,6 +158,15 @@ class AlertStore:
                 .order_by(alerts_table.c.detected_at, alerts_table.c.id))
         return await self._fetch(stmt)
 
+    async def load_resolved_since(self, since: float) -> list[Alert]:
+        """Resolved, not closed alerts that resolved at or after ``since`` (epoch s):
+        after a restart they may still reopen, and their closing is still announced."""
+        c = alerts_table.c
+        stmt = (sa.select(alerts_table)
+                .where(c.state == "resolved", c.resolved_at >= to_ms(since))
+                .order_by(c.detected_at, c.id))
+        return await self._fetch(stmt)
+
     async def _fetch(self, stmt: sa.Select[Any]) -> list[Alert]:
         async with self._engine.connect() as conn:
             result = await conn.execute(stmt)

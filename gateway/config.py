@@ -44,6 +44,13 @@ class Settings(BaseSettings):
     db_url: str = "sqlite+aiosqlite:///./riskwatch.sqlite3"
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=0, le=65_535)
+    routing: Path | None = Field(
+        default=None,
+        description="Routing YAML (docs/routing.md): who is told of which alert; "
+                    "without it each enterprise's screen is told over MQTT only",
+    )
+    notify: bool = Field(default=True, description="Send notifications (the outbox "
+                                                   "records them either way)")
     locale: Literal["zh", "en"] = "zh"
     sweep_interval_s: float = Field(default=5.0, gt=0, le=300)
     silence_k: float = Field(default=3.0, ge=1)

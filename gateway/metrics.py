@@ -37,6 +37,10 @@ class ServiceMetrics:
         self.store_backlog = Gauge("riskwatch_store_backlog",
                                    "Alert and quarantine writes waiting for the database",
                                    registry=self.registry)
+        self.notifications = Counter(
+            "riskwatch_notifications_total",
+            "Notification send attempts, by channel type and outcome (sent, retry, dead)",
+            ["channel", "outcome"], registry=self.registry)
 
     def observe_decoded(self, decoded: Decoded) -> None:
         self.messages.inc(decoded.messages)

@@ -1,10 +1,14 @@
-"""The live service: broker → decoder → pipeline → stores, plus the API, in one loop.
+"""The live service: broker → decoder → pipeline → alerting → stores and notifiers,
+plus the API, in one loop.
 
 Everything runs as tasks of one asyncio loop.  The pipeline is synchronous and fast,
-so it runs inline when the MQTT source flushes a batch; database writes go through the
-:class:`~gateway.storage.writer.StoreWriter` queue.  Shutdown is ordered so that
-nothing accepted is lost: stop the source, process what is buffered, drain the writer,
-then stop the API.
+so it runs inline when the MQTT source flushes a batch; the notification engine
+decides, on the same beat and on the sweep clock, who is told (routing, grouping,
+escalation); database writes (alerts, audit events, the notification outbox) go
+through the :class:`~gateway.storage.writer.StoreWriter` queue, and the
+:class:`~alerting.dispatcher.Dispatcher` sends from the outbox.  Shutdown is ordered
+so that nothing accepted is lost: stop the source, process what is buffered, drain the
+writer, let the sends in flight finish, then stop the API.
 """
 
 from __future__ import annotations
@@ -16,18 +20,26 @@ import socket
 import time
 from collections.abc import Sequence
 
+import httpx
 import uvicorn
 from sqlalchemy.exc import SQLAlchemyError
 
-from alerting import Alert, AlertStore
+from alerting import Alert, AlertStore, Dispatcher, MigrationError, Outbox, OutboxEntry
+from alerting.channels.config import channel_name
+from alerting.dispatcher import Outcome
+from alerting.engine import EngineOutput, NotificationEngine
+from alerting.routing import DEFAULT_ROUTING, RoutingConfig, RoutingTree
+from alerting.silences import Silence
 from gateway.api.app import ApiContext, create_app
 from gateway.config import Settings, redact_url
 from gateway.ingest.decode import MessageDecoder
 from gateway.ingest.mqtt_source import MqttSource
 from gateway.ingest.rejections import Rejection
 from gateway.metrics import ServiceMetrics
+from gateway.notify import ChannelBook, ChannelSetupError
 from gateway.pipeline import Pipeline
 from gateway.registry import Registry, load_registry
+from gateway.routing_file import RoutingError, load_routing
 from gateway.storage.db import open_engine
 from gateway.storage.quarantine_store import QuarantineStore
 from gateway.storage.writer import StoreWriter
@@ -51,10 +63,19 @@ class Service:
             sweep_interval_s=settings.sweep_interval_s, silence_k=settings.silence_k,
         )
         self._decoder = MessageDecoder(self.registry.index, max_future_s=settings.max_future_s)
+        self.routing = _routing(settings)
+        self._channel_types = {(name, channel_name(c)): c.type
+                               for name, r in self.routing.receivers.items()
+                               for c in r.channels}
+        self._silences: list[Silence] = []
+        self.notifications = NotificationEngine(RoutingTree(self.routing),
+                                                silences=lambda: self._silences)
         self._stop = asyncio.Event()
         self.ready = asyncio.Event()
         self.api_port: int | None = None
         self.source: MqttSource | None = None
+        self.outbox: Outbox | None = None
+        self.dispatcher: Dispatcher | None = None
         self._writer: StoreWriter | None = None
 
     def stop(self) -> None:
@@ -66,25 +87,42 @@ class Service:
         try:
             alert_store = AlertStore(engine)
             quarantine_store = QuarantineStore(engine)
+            outbox = self.outbox = Outbox(engine)
+            now = time.time()
             try:
                 await alert_store.create_schema()
                 await quarantine_store.create_schema()
                 restored = await alert_store.load_open()
-            except (OSError, SQLAlchemyError) as exc:
+                restored += await alert_store.load_resolved_since(
+                    now - self.notifications.keep_resolved_s)
+                told = await outbox.receivers_told([a.id for a in restored])
+            except (OSError, SQLAlchemyError, MigrationError) as exc:
                 raise ServiceStartError(
                     f"cannot use the database {redact_url(settings.db_url)}: "
                     f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
                 ) from exc
             self.pipeline.alerts.restore(restored)
             if restored:
-                log.info("restored %d open alerts from the store", len(restored))
-            writer = self._writer = StoreWriter(alert_store, quarantine_store)
+                log.info("restored %d open or recently resolved alerts from the store",
+                         len(restored))
             self.source = MqttSource(
                 settings.broker(), client_id=settings.mqtt_client_id,
                 on_message=self._on_message, flush=self._flush,
                 session_expiry_s=settings.mqtt_session_expiry_s,
                 max_pending=settings.max_batch_samples, protocol=settings.mqtt_protocol,
             )
+            http = httpx.AsyncClient()
+            try:
+                book = ChannelBook(self.routing, publish=self.source.publish, http=http)
+            except ChannelSetupError as exc:
+                await http.aclose()
+                raise ServiceStartError(f"cannot set up notifications: {exc}") from exc
+            if settings.notify:
+                self.dispatcher = Dispatcher(outbox, book, on_outcome=self._count_outcome)
+            writer = self._writer = StoreWriter(
+                alert_store, quarantine_store, outbox=outbox,
+                on_enqueued=self.dispatcher.notify if self.dispatcher else None)
+            await writer.submit([], [], self.notifications.restore(restored, told, now))
             app = create_app(ApiContext(
                 registry=self.registry, engine=engine, alerts=alert_store,
                 quarantine=quarantine_store, pipeline=self.pipeline, metrics=self.metrics,
@@ -95,7 +133,10 @@ class Service:
                 log_level="warning", access_log=False,
             ))
             listener = _listen(settings.api_host, settings.api_port)
-            await self._serve(server, listener, writer)
+            try:
+                await self._serve(server, listener, writer)
+            finally:
+                await http.aclose()
         finally:
             await engine.dispose()
 
@@ -113,6 +154,8 @@ class Service:
         self.api_port = server.servers[0].sockets[0].getsockname()[1]
         source_task = asyncio.create_task(self.source.run(), name="mqtt-source")
         sweep_task = asyncio.create_task(self._sweep_forever(), name="sweeper")
+        dispatch_task = (asyncio.create_task(self.dispatcher.run(), name="dispatcher")
+                         if self.dispatcher is not None else None)
         self.ready.set()
         log.info("riskwatch API on http://%s:%s", self.settings.api_host, self.api_port)
         stop_task = asyncio.create_task(self._stop.wait())
@@ -127,6 +170,9 @@ class Service:
             await self._publish(self.pipeline.drain(), [])  # held by bulk-judging rules
             await writer.close()
             await writer_task
+            if dispatch_task is not None and self.dispatcher is not None:
+                self.dispatcher.stop()  # sends in flight finish; the rest wait in the outbox
+                await dispatch_task
         finally:
             server.should_exit = True
             await api_task
@@ -150,20 +196,56 @@ class Service:
         while True:
             now = time.time()
             self.metrics.watermark.set(now)
-            await self._publish(self.pipeline.advance(now), [])
-            await asyncio.sleep(max(0.05, self.pipeline.next_sweep_due - time.time()))
+            changed = self.pipeline.advance(now) + self.pipeline.alerts.sweep(now)
+            await self._publish(changed, [], now)
+            due = min(self.pipeline.next_sweep_due, self.notifications.next_due)
+            await asyncio.sleep(max(0.05, min(due, now + 60.0) - time.time()))
 
-    async def _publish(self, changed: list[Alert], rejections: Sequence[Rejection]) -> None:
+    async def handled(self, alert: Alert) -> None:
+        """A person moved ``alert`` along its handling workflow (already stored): mirror
+        it into the lifecycle and let the engine react (a response stops escalation;
+        closing is announced)."""
+        self.pipeline.alerts.set_handling(
+            alert.id, stage=alert.stage, assignee=alert.assignee,
+            acknowledged_at=alert.acknowledged_at, closed_at=alert.closed_at)
         assert self._writer is not None
+        await self._writer.submit([], [], self.notifications.observe([alert], time.time()))
+
+    def set_silences(self, silences: Sequence[Silence]) -> None:
+        """The silences in force changed (created or expired through the API)."""
+        self._silences = list(silences)
+
+    async def _publish(self, changed: list[Alert], rejections: Sequence[Rejection],
+                       now: float | None = None) -> None:
+        assert self._writer is not None
+        now = time.time() if now is None else now
         if changed:
             self.metrics.observe_alerts(changed, len(self.pipeline.alerts.open_alerts()))
             for alert in changed:
                 log.info("alert %s %s L%d %s", alert.state, alert.kind, alert.level, alert.title)
-        await self._writer.submit(changed, rejections)
+        decided: EngineOutput = (self.notifications.observe(changed, now) if changed
+                                 else self.notifications.tick(now))
+        await self._writer.submit(changed, rejections, decided)
         self.metrics.store_backlog.set(self._writer.backlog)
         self.metrics.mqtt_connected.set(
             1 if self.source is not None and self.source.connected.is_set() else 0
         )
+
+
+    def _count_outcome(self, outcome: Outcome, entry: OutboxEntry) -> None:
+        n = entry.notification
+        kind = self._channel_types.get((n.receiver, n.channel), "unknown")
+        self.metrics.notifications.labels(kind, outcome).inc()
+
+
+def _routing(settings: Settings) -> RoutingConfig:
+    """The routing file's configuration, or the default (enterprise screens only)."""
+    if settings.routing is None:
+        return DEFAULT_ROUTING
+    try:
+        return load_routing(settings.routing)
+    except RoutingError as exc:
+        raise ServiceStartError(str(exc)) from exc
 
 
 def _listen(host: str, port: int) -> socket.socket:

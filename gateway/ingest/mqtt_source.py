@@ -92,6 +92,7 @@ class MqttSource:
         self.connected = asyncio.Event()
         self.connections = 0
         self.last_error: str | None = None
+        self._session_client: aiomqtt.Client | None = None
 
     @property
     def protocol(self) -> str:
@@ -112,6 +113,18 @@ class MqttSource:
                     # Neither protocol has worked yet: the next attempt tries MQTT 5 again.
                     self._protocol = aiomqtt.ProtocolVersion.V5
                 await self._pause(exc)
+
+    async def publish(self, topic: str, payload: bytes, qos: int, retain: bool) -> None:
+        """Publish on the ingest connection: notifications back to enterprise screens
+        ride the session (and its TLS and credentials) that ingest keeps alive.
+
+        Raises ``aiomqtt.MqttError`` while disconnected; the notification outbox
+        retries, so nothing waits here for a reconnect.
+        """
+        client = self._session_client
+        if client is None or not self.connected.is_set():
+            raise aiomqtt.MqttError(f"not connected to the broker {self._address}")
+        await client.publish(topic, payload, qos=qos, retain=retain)
 
     def _should_try_311(self, exc: aiomqtt.MqttError) -> bool:
         """MQTT 5 failed before it ever worked with this broker.
@@ -135,23 +148,30 @@ class MqttSource:
 
     async def _session(self) -> None:
         async with self._client() as client:
-            await client.subscribe([(topic, 1) for topic in SUBSCRIPTIONS])
-            self.connections += 1
-            self._protocol_confirmed = True
-            self.last_error = None
-            self.connected.set()
-            self._backoff.reset()
-            log.info("subscribed to %s on %s (MQTT %s)", ", ".join(SUBSCRIPTIONS),
-                     self._address, self.protocol)
-            pending = 0
-            async for message in client.messages:
-                payload = message.payload
-                if not isinstance(payload, bytes | bytearray):
-                    payload = b"" if payload is None else str(payload).encode()
-                pending += self._on_message(message.topic.value, bytes(payload))
-                if pending >= self._max_pending or len(client.messages) == 0:
-                    await self._flush()
-                    pending = 0
+            try:
+                await self._subscribed(client)
+            finally:
+                self._session_client = None
+
+    async def _subscribed(self, client: aiomqtt.Client) -> None:
+        await client.subscribe([(topic, 1) for topic in SUBSCRIPTIONS])
+        self._session_client = client
+        self.connections += 1
+        self._protocol_confirmed = True
+        self.last_error = None
+        self.connected.set()
+        self._backoff.reset()
+        log.info("subscribed to %s on %s (MQTT %s)", ", ".join(SUBSCRIPTIONS),
+                 self._address, self.protocol)
+        pending = 0
+        async for message in client.messages:
+            payload = message.payload
+            if not isinstance(payload, bytes | bytearray):
+                payload = b"" if payload is None else str(payload).encode()
+            pending += self._on_message(message.topic.value, bytes(payload))
+            if pending >= self._max_pending or len(client.messages) == 0:
+                await self._flush()
+                pending = 0
 
     def _client(self) -> aiomqtt.Client:
         address = self._address

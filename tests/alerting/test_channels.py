@@ -17,29 +17,20 @@ import base64
 import hashlib
 import hmac
 import logging
-import socket
-import threading
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from email.utils import formatdate
 from typing import Any
-from urllib.parse import parse_qs
 
 import aiomqtt
 import httpx
 import orjson
 import pytest
-import uvicorn
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
 
 from alerting.channels.config import (
     DingTalkChannel,
@@ -63,6 +54,7 @@ from alerting.messages import build_notification, short_text
 from alerting.models import Condition, Subject
 from alerting.notification import Channel, DeliveryError, Notification, Reason, Tier
 from tests.helpers import free_port
+from tests.http_receiver import Receiver, running_receiver
 
 T0 = 1_795_478_400.0  # 2026-11-24T08:00:00+08:00
 NOW = 1_795_478_460.0  # the senders' clock in tests: fixed, so signatures can be checked
@@ -98,92 +90,10 @@ def notification(enterprise_id: str = "E370829001", reason: Reason = "firing",
 
 # --- the HTTP receiver ----------------------------------------------------------------------
 
-@dataclass
-class Received:
-    method: str
-    path: str
-    query: str
-    headers: dict[str, str]
-    body: bytes
-
-    def json(self) -> Any:
-        return orjson.loads(self.body)
-
-    def params(self) -> dict[str, str]:
-        return {k: v[0] for k, v in parse_qs(self.query, keep_blank_values=True).items()}
-
-
-@dataclass
-class _Answer:
-    status: int = 200
-    headers: dict[str, str] = field(default_factory=dict)
-    body: bytes = b'{"errcode":0,"errmsg":"ok"}'
-    delay_s: float = 0.0
-
-
-class Receiver:
-    """Records requests; answers 200 ``{"errcode":0}`` unless told otherwise."""
-
-    def __init__(self) -> None:
-        self.requests: list[Received] = []
-        self._plan: list[_Answer] = []
-        self._lock = threading.Lock()
-        self.port = 0
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    def reset(self) -> None:
-        with self._lock:
-            self.requests.clear()
-            self._plan.clear()
-
-    def fail_next(self, n: int, status: int, headers: dict[str, str] | None = None) -> None:
-        with self._lock:
-            self._plan += [_Answer(status, headers or {}, b"{}") for _ in range(n)]
-
-    def errcode_next(self, n: int, errcode: int, errmsg: str = "error") -> None:
-        body = orjson.dumps({"errcode": errcode, "errmsg": errmsg})
-        with self._lock:
-            self._plan += [_Answer(200, {}, body) for _ in range(n)]
-
-    def slow_next(self, delay_s: float) -> None:
-        with self._lock:
-            self._plan.append(_Answer(delay_s=delay_s))
-
-    async def endpoint(self, request: Request) -> Response:
-        body = await request.body()
-        with self._lock:
-            self.requests.append(Received(request.method, request.url.path,
-                                          request.url.query, dict(request.headers), body))
-            answer = self._plan.pop(0) if self._plan else _Answer()
-        if answer.delay_s:
-            await asyncio.sleep(answer.delay_s)
-        return Response(answer.body, status_code=answer.status, headers=answer.headers,
-                        media_type="application/json")
-
-
 @pytest.fixture(scope="module")
 def http_receiver() -> Iterator[Receiver]:
-    """A real HTTP server on 127.0.0.1 with an ephemeral port, in its own thread."""
-    receiver = Receiver()
-    app = Starlette(routes=[Route("/{path:path}", receiver.endpoint, methods=["POST", "PUT"])])
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    receiver.port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    try:
+    with running_receiver() as receiver:
         yield receiver
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
 
 
 @pytest.fixture

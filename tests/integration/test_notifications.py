@@ -1,0 +1,177 @@
+"""Notifications end to end: telemetry on the real Mosquitto → alert → routing →
+outbox → dispatcher → a real HTTP receiver and the enterprise's MQTT alerts topic;
+escalation on the service's clock; a restart in the middle loses and repeats nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+import pytest
+
+from gateway.config import Settings
+from gateway.service import Service
+from tests.helpers import Publisher, eventually, now_ts
+from tests.http_receiver import Receiver, running_receiver
+from tests.integration.conftest import REGISTRY
+
+pytestmark = pytest.mark.integration
+
+SECRET = "whsec-integration-4f2a"
+
+ROUTING = """
+defaults: {{group_wait_s: 0.2, group_interval_s: 1, repeat_interval_s: 3600}}
+receivers:
+  screen:
+    tier: enterprise
+    channels: [{{type: mqtt}}]
+  duty-desk:
+    tier: enterprise
+    channels: [{{type: webhook, url: "{base}/desk", secret_env: RW_IT_WEBHOOK_SECRET}}]
+  town-station:
+    tier: town
+    channels: [{{type: webhook, url: "{base}/town"}}]
+route:
+  receivers: [screen, duty-desk]
+  routes:
+    - match: {{region: ["370829101"]}}
+      receivers: [town-station]
+      escalation: {{town_after_s: 1.5}}
+"""
+
+
+@pytest.fixture(scope="module")
+def http_receiver() -> Iterator[Receiver]:
+    with running_receiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture
+def receiver(http_receiver: Receiver) -> Receiver:
+    http_receiver.reset()
+    return http_receiver
+
+
+@pytest.fixture
+def start(tmp_path: Path, mosquitto: tuple[str, int], ids: dict[str, str],
+          database_url: str, receiver: Receiver, monkeypatch: pytest.MonkeyPatch,
+          ) -> Callable[[], Any]:
+    """Start a service (several times on the same database, for restarts)."""
+    monkeypatch.setenv("RW_IT_WEBHOOK_SECRET", SECRET)
+    registry = tmp_path / "registry.yaml"
+    registry.write_text(REGISTRY.format(**ids), encoding="utf-8")
+    routing = tmp_path / "routing.yaml"
+    routing.write_text(ROUTING.format(base=receiver.url("")), encoding="utf-8")
+    settings = Settings(
+        registry=registry, routing=routing,
+        broker_url=f"mqtt://{mosquitto[0]}:{mosquitto[1]}",
+        mqtt_client_id=f"rw-test-{ids['e1']}", mqtt_session_expiry_s=30,
+        db_url=database_url, api_port=0, sweep_interval_s=0.2,
+    )
+
+    @asynccontextmanager
+    async def running() -> AsyncIterator[Service]:
+        svc = Service(settings)
+        task = asyncio.create_task(svc.run())
+        await asyncio.wait_for(svc.ready.wait(), 15)
+        assert svc.source is not None
+        await asyncio.wait_for(svc.source.connected.wait(), 15)
+        try:
+            yield svc
+        finally:
+            svc.stop()
+            await asyncio.wait_for(task, 20)
+
+    return running
+
+
+def fire(publisher: Publisher, ids: dict[str, str]) -> None:
+    topic = f"rw/v1/{ids['e1']}/{ids['e1']}-DC1/telemetry"
+    publisher.send(topic, {"ts": now_ts(), "values": {"dp": 800, "fan_run": 1}})
+    publisher.send(topic, {"ts": now_ts(0.1), "values": {"dp": 2150.0}})
+
+
+def on_path(receiver: Receiver, path: str) -> list[Any]:
+    return [r for r in receiver.requests if r.path == path]
+
+
+async def test_an_alert_reaches_desk_and_screen_then_escalates_to_the_town(
+    start: Callable[[], Any], receiver: Receiver, publisher: Publisher,
+    ids: dict[str, str], mosquitto: tuple[str, int],
+) -> None:
+    async with aiomqtt.Client(*mosquitto) as screen, start():
+        await screen.subscribe(f"rw/v1/{ids['e1']}/alerts", qos=1)
+        fire(publisher, ids)
+
+        async def desk() -> list[Any]:
+            return on_path(receiver, "/desk")
+
+        [request] = await eventually(desk)
+        body = request.json()
+        assert body["reason"] == "firing"
+        assert body["alerts"][0]["kind"] == "threshold"
+        assert body["subject"].startswith("【橙色预警】")
+        signed = f"{request.headers['x-riskwatch-timestamp']}.".encode() + request.body
+        expected = hmac.new(SECRET.encode(), signed, hashlib.sha256).hexdigest()
+        assert request.headers["x-riskwatch-signature"] == f"sha256={expected}"
+
+        message = await asyncio.wait_for(anext(aiter(screen.messages)), 10)
+        shown = json.loads(bytes(message.payload))  # type: ignore[arg-type]
+        assert shown["receiver"] == "screen"
+        assert [a["id"] for a in shown["alerts"]] == [a["id"] for a in body["alerts"]]
+
+        async def town() -> list[Any]:
+            return on_path(receiver, "/town")
+
+        [escalated] = await eventually(town)
+        assert escalated.json()["reason"] == "escalated"
+        assert escalated.json()["tier"] == "town"
+
+
+async def test_a_restart_while_the_receiver_is_down_delivers_each_notification_once(
+    start: Callable[[], Any], receiver: Receiver, publisher: Publisher,
+    ids: dict[str, str],
+) -> None:
+    receiver.fail_next(1000, 503)
+    async with start() as first:
+        fire(publisher, ids)
+
+        async def tried() -> bool:
+            return len(on_path(receiver, "/desk")) >= 1 and len(on_path(receiver, "/town")) >= 1
+
+        await eventually(tried)
+        alert_id = next(a["id"] for r in on_path(receiver, "/desk")
+                        for a in r.json()["alerts"] if a["kind"] == "threshold")
+        assert first.outbox is not None
+        rows = [e for e in await first.outbox.query() if alert_id in e.notification.alert_ids]
+        assert {(e.notification.receiver, e.state) for e in rows} == {
+            ("screen", "sent"), ("duty-desk", "pending"), ("town-station", "pending")}
+    receiver.reset()  # the receiver is back
+
+    async with start() as second:
+        async def delivered() -> bool:
+            assert second.outbox is not None
+            return (await second.outbox.counts())["pending"] == 0
+
+        await eventually(delivered, within_s=30)
+        # The device falls silent after the burst, so device_offline alerts follow;
+        # the threshold alert's two failed notifications are the ones to follow here.
+        about = [r for r in receiver.requests
+                 if [a["kind"] for a in r.json()["alerts"]] == ["threshold"]]
+        assert sorted(r.path for r in about) == ["/desk", "/town"]
+        keys = [r.headers["idempotency-key"] for r in receiver.requests]
+        assert len(keys) == len(set(keys))
+        assert (await second.outbox.counts())["dead"] == 0
+        # Nothing decided twice after the restart: the outbox has one row per decision.
+        rows = await second.outbox.query()
+        decisions = {(n.alert_ids, n.receiver, n.channel, n.reason)
+                     for n in (e.notification for e in rows)}
+        assert len(decisions) == len(rows)
