@@ -2,12 +2,15 @@
 
 Conditions from the pipeline go through :class:`AlertManager` (dedup by fingerprint,
 firing -> resolved) and the alerts it returns are saved by :class:`AlertStore` and
-rendered as CONTRACT.md §4 objects by :meth:`Alert.to_json`.  Notifications are written
+rendered as CONTRACT.md §4 objects by :meth:`Alert.to_json`.  People handle them through
+:class:`HandlingStore` (workflow actions with their audit trail) and mute their
+notifications with silences kept by :class:`SilenceStore`.  Notifications are written
 to the :class:`Outbox` before anything is sent and sent by a :class:`Dispatcher`; the
 tables are in :mod:`alerting.schema` and migrated by :mod:`alerting.migrate`.
 """
 
 from alerting.dispatcher import Dispatcher, RetryPolicy
+from alerting.handling_store import AlertNotFound, HandlingStore
 from alerting.manager import AlertManager
 from alerting.migrate import MigrationError
 from alerting.models import (
@@ -21,6 +24,7 @@ from alerting.models import (
     fingerprint,
 )
 from alerting.outbox import Outbox, OutboxEntry
+from alerting.silence_store import SilenceNotFound, SilenceStore
 from alerting.store import (
     AlertQuery,
     AlertStore,
@@ -37,15 +41,19 @@ __all__ = [
     "OPEN_STATES",
     "Alert",
     "AlertManager",
+    "AlertNotFound",
     "AlertQuery",
     "AlertStore",
     "AlertStoreError",
     "Condition",
     "Dispatcher",
+    "HandlingStore",
     "MigrationError",
     "Outbox",
     "OutboxEntry",
     "RetryPolicy",
+    "SilenceNotFound",
+    "SilenceStore",
     "Subject",
     "alert_id",
     "alerting_metadata",

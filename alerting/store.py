@@ -184,7 +184,16 @@ class AlertStore:
         """
         stmt = (sqlite.insert(alerts_table) if self._dialect == "sqlite"
                 else postgresql.insert(alerts_table))
-        updates = {name: stmt.excluded[name] for name in _CONDITION_COLUMNS}
+        updates: dict[str, Any] = {name: stmt.excluded[name] for name in _CONDITION_COLUMNS}
+        # ``state`` joins both lives (workflow.contract_state): the stored stage with
+        # the incoming condition, so an older copy cannot turn "acknowledged" back
+        # into "firing" nor a closed alert into "resolved".
+        stage = alerts_table.c.stage
+        updates["state"] = sa.case(
+            (stage == "closed", "closed"),
+            (stmt.excluded.resolved_at.is_not(None), "resolved"),
+            (stage == "pending", "firing"),
+            else_="acknowledged")
         return stmt.on_conflict_do_update(index_elements=[alerts_table.c.id], set_=updates)
 
 
@@ -251,13 +260,14 @@ def _to_row(alert: Alert) -> dict[str, Any]:
 
 
 _CONDITION_COLUMNS = (
-    "fingerprint", "kind", "level", "state", "enterprise_id", "enterprise_name",
+    "fingerprint", "kind", "level", "enterprise_id", "enterprise_name",
     "industry", "region_path", "timezone", "device_id", "device_kind", "point",
     "point_kind", "unit", "started_at", "detected_at", "resolved_at", "updated_at",
     "title", "evidence", "flapping", "reopen_count",
 )
 """What :meth:`AlertStore.save` updates on an existing alert: everything the detectors
-and :class:`~alerting.manager.AlertManager` decide, none of the handling workflow."""
+and :class:`~alerting.manager.AlertManager` decide, none of the handling workflow
+(``state``, which joins the two, is computed in the statement)."""
 
 
 def _optional_ms(epoch_s: float | None) -> int | None:

@@ -106,6 +106,8 @@ class StageChange:
     assignee: str | None
     acknowledged_at: float | None
     closed_at: float | None
+    """Set by the action that closes the alert; ``None`` otherwise (a comment on a
+    closed alert keeps the stored closing time)."""
     event: AuditEvent
 
 
@@ -143,7 +145,7 @@ def decide(alert_id: str, stage: Stage, action: str, *, actor: str, at: float,
         stage=target,
         assignee=who if who is not None else current_assignee,
         acknowledged_at=at if first_response else acknowledged_at,
-        closed_at=at if target == "closed" else None,
+        closed_at=at if target == "closed" and stage != "closed" else None,
         event=event,
     )
 

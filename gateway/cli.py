@@ -157,10 +157,17 @@ def replay(
     client_id: Annotated[str, typer.Option(help="With --publish: MQTT client id")
                          ] = "riskwatch-replayer",
     progress: Annotated[bool, typer.Option(help="Progress on stderr")] = True,
+    notifications_out: Annotated[Path | None, typer.Option(
+        "--notifications-out", help="Also write who would be told what and when "
+        "(JSON Lines), on event time")] = None,
+    routing: Annotated[Path | None, typer.Option(
+        help="Routing YAML for --notifications-out (default: enterprise screens only)")
+    ] = None,
 ) -> None:
     """Run the pipeline over a recording as fast as possible and write the alerts, or
     with --publish send the recording to a broker at --speed times real time."""
     from gateway.replay import ReplayOptions, replay_recording
+    from gateway.routing_file import RoutingError, load_routing
 
     if recording is not None and input is not None and recording != input:
         raise _fail("give the recording once: as an argument or as --input")
@@ -181,13 +188,22 @@ def replay(
         loaded = load_registry(registry)
     except RegistryError as exc:
         raise _registry_failure(exc) from None
-    options = ReplayOptions(locale=locale, sweep_interval_s=sweep_interval, progress=progress)
+    if routing is not None and notifications_out is None:
+        raise _fail("--routing only matters with --notifications-out")
+    try:
+        routes = load_routing(routing) if routing is not None else None
+    except RoutingError as exc:
+        raise _fail(str(exc)) from None
+    options = ReplayOptions(locale=locale, sweep_interval_s=sweep_interval, progress=progress,
+                            routing=routes)
     report = replay_recording(loaded, source, alerts_out, quarantine_out=quarantine_out,
-                              options=options)
+                              notifications_out=notifications_out, options=options)
+    told = (f"; {report.notifications} notifications -> {notifications_out}"
+            if notifications_out is not None else "")
     typer.echo(
         f"replayed {report.lines} lines, {report.messages} messages, {report.samples} points "
         f"in {report.seconds:.2f} s ({report.points_per_second:,.0f} points/s); "
-        f"{report.alerts} alerts -> {alerts_out}; {report.rejected} refused",
+        f"{report.alerts} alerts -> {alerts_out}{told}; {report.rejected} refused",
         err=True,
     )
     if report.rejected:

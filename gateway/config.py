@@ -160,7 +160,10 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
         )
         raise ConfigError(f"{where}: {problems}") from None
-    from_file = "registry" not in given and "RISKWATCH_REGISTRY" not in os.environ
-    if config_file is not None and from_file and not settings.registry.is_absolute():
-        settings.registry = (config_file.parent / settings.registry).resolve()
+    if config_file is not None:
+        for key in ("registry", "routing"):
+            path = getattr(settings, key)
+            from_file = key not in given and f"RISKWATCH_{key.upper()}" not in os.environ
+            if from_file and path is not None and not path.is_absolute():
+                setattr(settings, key, (config_file.parent / path).resolve())
     return settings

@@ -188,6 +188,7 @@ class Pipeline:
             self.fake.observe_tamper(self.tamper.sweep(instant))
             changes.append(self.fake.sweep_points(instant))
             changed.extend(self._emit(changes))
+            changed.extend(self.alerts.sweep(instant))  # flapping calmed down, reopen window
         return changed
 
     def drain(self) -> list[Alert]:

@@ -8,6 +8,11 @@ every :data:`FLUSH_SAMPLES` samples, so the output is a deterministic function o
 recording and the options, which the scoring harness relies on.  (Out-of-order samples
 of one point are judged in time order within a batch; across batches a sample older
 than one already judged is skipped, as it would be live.)
+
+With ``notifications_out``, the alerts also go through the notification engine on the
+same event-time clock (routing, grouping, escalation, repeats), and every notification
+it decides is written as a JSON line instead of being sent: a tester sees who would
+have been told what, and when, without waiting for the escalation limits.
 """
 
 from __future__ import annotations
@@ -23,6 +28,9 @@ import orjson
 from tqdm import tqdm
 
 from alerting import Alert
+from alerting.engine import EngineOutput, NotificationEngine
+from alerting.notification import Notification
+from alerting.routing import DEFAULT_ROUTING, RoutingConfig, RoutingTree
 from gateway.clock import DataClock
 from gateway.ingest.decode import Decoded, MessageDecoder
 from gateway.ingest.quarantine_file import QuarantineFile
@@ -42,6 +50,7 @@ class ReplayReport:
     rejected: int = 0
     rejected_by_reason: dict[str, int] = field(default_factory=dict)
     alerts: int = 0
+    notifications: int = 0
     first_event_ts: float = math.inf
     last_event_ts: float = -math.inf
     seconds: float = 0.0
@@ -59,6 +68,9 @@ class ReplayOptions:
     max_future_s: float = 86_400.0
     """Tolerance ahead of the data watermark; generous because a recording may jump."""
     progress: bool = True
+    routing: RoutingConfig | None = None
+    """Routing of the notifications written to ``notifications_out`` (default: each
+    enterprise's screen only)."""
 
 
 def replay_recording(
@@ -67,11 +79,13 @@ def replay_recording(
     alerts_out: Path,
     *,
     quarantine_out: Path | None = None,
+    notifications_out: Path | None = None,
     options: ReplayOptions | None = None,
 ) -> ReplayReport:
     """Replay ``input_path`` and write one JSON line per alert (final state) to
     ``alerts_out``, ordered by ``detected_at``; refused input goes to
-    ``quarantine_out`` (default: beside the alerts, ``*.quarantine.jsonl``)."""
+    ``quarantine_out`` (default: beside the alerts, ``*.quarantine.jsonl``); decided
+    notifications, in decision order, to ``notifications_out`` if given."""
     opts = options or ReplayOptions()
     pipeline = Pipeline(
         registry, locale=opts.locale, sweep_interval_s=opts.sweep_interval_s,
@@ -84,9 +98,17 @@ def replay_recording(
     quarantine_path = quarantine_out or alerts_out.with_suffix(".quarantine.jsonl")
     started = time.perf_counter()
 
+    notifier = (NotificationEngine(RoutingTree(opts.routing or DEFAULT_ROUTING))
+                if notifications_out is not None else None)
+    decided: list[tuple[Notification, bool]] = []
+
     def keep(changed: list[Alert]) -> None:
         for alert in changed:
             alerts[alert.id] = alert
+        if notifier is not None and clock.now() > -math.inf:
+            now = clock.now()
+            _collect(decided, notifier.observe(changed, now) if changed
+                     else notifier.tick(now))
 
     with QuarantineFile(quarantine_path) as quarantine, input_path.open("rb") as source:
         def run(decoded: Decoded) -> None:
@@ -135,7 +157,29 @@ def replay_recording(
     report.seconds = time.perf_counter() - started
     _write_alerts(alerts_out, alerts.values())
     report.alerts = len(alerts)
+    if notifications_out is not None:
+        _write_notifications(notifications_out, decided)
+        report.notifications = len(decided)
     return report
+
+
+def _collect(decided: list[tuple[Notification, bool]], out: EngineOutput) -> None:
+    decided.extend((n, False) for n in out.notifications)
+    decided.extend((n, True) for n in out.muted)
+
+
+def _write_notifications(path: Path, decided: list[tuple[Notification, bool]]) -> None:
+    """One JSON line per decided notification: when, to whom, why, about which alerts
+    (the message text and the alerts' JSON are left out: they are in the alerts file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as out:
+        for n, muted in decided:
+            out.write(orjson.dumps({
+                "at": n.created_at, "key": n.key, "enterprise_id": n.enterprise_id,
+                "receiver": n.receiver, "tier": n.tier, "channel": n.channel,
+                "reason": n.reason, "alert_ids": list(n.alert_ids), "subject": n.subject,
+                "muted": muted,
+            }) + b"\n")
 
 
 def _bad_line(line: bytes, number: int, error: Exception) -> Rejection:

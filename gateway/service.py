@@ -28,7 +28,9 @@ from alerting import Alert, AlertStore, Dispatcher, MigrationError, Outbox, Outb
 from alerting.channels.config import channel_name
 from alerting.dispatcher import Outcome
 from alerting.engine import EngineOutput, NotificationEngine
+from alerting.handling_store import HandlingStore
 from alerting.routing import DEFAULT_ROUTING, RoutingConfig, RoutingTree
+from alerting.silence_store import SilenceStore
 from alerting.silences import Silence
 from gateway.api.app import ApiContext, create_app
 from gateway.config import Settings, redact_url
@@ -75,6 +77,7 @@ class Service:
         self.api_port: int | None = None
         self.source: MqttSource | None = None
         self.outbox: Outbox | None = None
+        self._silence_store: SilenceStore | None = None
         self.dispatcher: Dispatcher | None = None
         self._writer: StoreWriter | None = None
 
@@ -88,6 +91,8 @@ class Service:
             alert_store = AlertStore(engine)
             quarantine_store = QuarantineStore(engine)
             outbox = self.outbox = Outbox(engine)
+            handling = HandlingStore(engine)
+            silences = self._silence_store = SilenceStore(engine)
             now = time.time()
             try:
                 await alert_store.create_schema()
@@ -96,6 +101,7 @@ class Service:
                 restored += await alert_store.load_resolved_since(
                     now - self.notifications.keep_resolved_s)
                 told = await outbox.receivers_told([a.id for a in restored])
+                self.set_silences(await silences.load_active(now))
             except (OSError, SQLAlchemyError, MigrationError) as exc:
                 raise ServiceStartError(
                     f"cannot use the database {redact_url(settings.db_url)}: "
@@ -120,13 +126,14 @@ class Service:
             if settings.notify:
                 self.dispatcher = Dispatcher(outbox, book, on_outcome=self._count_outcome)
             writer = self._writer = StoreWriter(
-                alert_store, quarantine_store, outbox=outbox,
+                alert_store, quarantine_store, outbox=outbox, events=handling.record_events,
                 on_enqueued=self.dispatcher.notify if self.dispatcher else None)
             await writer.submit([], [], self.notifications.restore(restored, told, now))
             app = create_app(ApiContext(
                 registry=self.registry, engine=engine, alerts=alert_store,
                 quarantine=quarantine_store, pipeline=self.pipeline, metrics=self.metrics,
-                source=self.source,
+                source=self.source, handling=handling, silences=silences,
+                on_handled=self.handled, on_silences_changed=self._reload_silences,
             ))
             server = uvicorn.Server(uvicorn.Config(
                 app, host=settings.api_host, port=settings.api_port, lifespan="off",
@@ -196,8 +203,7 @@ class Service:
         while True:
             now = time.time()
             self.metrics.watermark.set(now)
-            changed = self.pipeline.advance(now) + self.pipeline.alerts.sweep(now)
-            await self._publish(changed, [], now)
+            await self._publish(self.pipeline.advance(now), [], now)
             due = min(self.pipeline.next_sweep_due, self.notifications.next_due)
             await asyncio.sleep(max(0.05, min(due, now + 60.0) - time.time()))
 
@@ -212,8 +218,13 @@ class Service:
         await self._writer.submit([], [], self.notifications.observe([alert], time.time()))
 
     def set_silences(self, silences: Sequence[Silence]) -> None:
-        """The silences in force changed (created or expired through the API)."""
+        """The silences in force (running or scheduled)."""
         self._silences = list(silences)
+
+    async def _reload_silences(self) -> None:
+        """A silence was created or expired through the API."""
+        assert self._silence_store is not None
+        self.set_silences(await self._silence_store.load_active(time.time()))
 
     async def _publish(self, changed: list[Alert], rejections: Sequence[Rejection],
                        now: float | None = None) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import resources
@@ -20,7 +21,8 @@ from fastapi import FastAPI, HTTPException, Query
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from alerting import AlertQuery, AlertStore
+from alerting import Alert, AlertQuery, AlertStore, HandlingStore, SilenceStore
+from gateway.api.handling import handling_router
 from gateway.ingest.mqtt_source import MqttSource
 from gateway.ingest.rejections import Reason, rejection_to_json
 from gateway.ingest.timestamps import TimestampError, TimestampParser
@@ -42,6 +44,21 @@ class ApiContext:
     metrics: ServiceMetrics
     source: MqttSource | None = None
     started_at: float = field(default_factory=time.time)
+    handling: HandlingStore | None = None
+    """Workflow actions and audit trail; built on ``engine`` when not given."""
+    silences: SilenceStore | None = None
+    """Built on ``engine`` when not given."""
+    on_handled: Callable[[Alert], Awaitable[None]] | None = None
+    """Called with the updated alert after each workflow action, so the service can
+    mirror its stage into the in-memory alert manager (and stop escalating)."""
+    on_silences_changed: Callable[[], Awaitable[None]] | None = None
+    """Called after a silence is created or expired, so the service reloads them."""
+
+    def __post_init__(self) -> None:
+        if self.handling is None:
+            self.handling = HandlingStore(self.engine)
+        if self.silences is None:
+            self.silences = SilenceStore(self.engine)
 
 
 def create_app(ctx: ApiContext) -> FastAPI:
@@ -51,6 +68,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
         summary="Risk monitoring of dust-explosion and metallurgy enterprises",
     )
     parse_time = _TimeParam()
+    app.include_router(handling_router(ctx))
 
     @app.get("/api/v1/alerts", tags=["alerts"])
     async def list_alerts(

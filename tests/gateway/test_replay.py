@@ -175,3 +175,60 @@ def test_a_device_that_says_it_goes_offline_has_its_word_in_the_evidence(
     assert claim["reason"] == "停电检修"
     assert _epoch(claim["at"]) == START + 300.0
     assert "CW1" not in offline
+
+
+ROUTING = """
+receivers:
+  screen: {tier: enterprise, channels: [{type: mqtt}]}
+  town-370829101: {tier: town, channels: [{type: webhook, url: "http://127.0.0.1:9/t"}]}
+  county-370829: {tier: county, channels: [{type: webhook, url: "http://127.0.0.1:9/c"}]}
+route:
+  receivers: [screen]
+  routes:
+    - match: {region: ["370829101"]}
+      receivers: [town-370829101]
+      continue: true
+    - match: {region: ["370829"]}
+      receivers: [county-370829]
+"""
+
+
+def test_replay_writes_the_escalation_timeline_of_an_unanswered_alert_on_event_time(
+    tmp_path: Path, small_registry: Registry
+) -> None:
+    """Level 2 (orange) with the default limits: the enterprise at once (after the
+    30-s group wait), the town after 30 min, the county after 2 h, reminders every
+    30 min; everyone told hears the resolution.  Three hours of data, no sleeping."""
+    simulator = BasicSimulator(small_registry.spec, seed=3, incidents=[
+        Excursion("DC1", "dp", START + 600, START + 9000, 2300.0)])
+    recording = tmp_path / "rec.jsonl"
+    with recording.open("wb") as out:
+        for topic, payload in simulator.messages(START, START + 3 * 3600):
+            out.write(orjson.dumps({"topic": topic, "payload": payload}) + b"\n")
+    routing = tmp_path / "routing.yaml"
+    routing.write_text(ROUTING, encoding="utf-8")
+
+    result = CliRunner().invoke(app, [
+        "replay", str(recording), "-r", "tests/fixtures/registry_small.yaml",
+        "-o", str(tmp_path / "alerts.jsonl"), "--no-progress",
+        "--routing", str(routing), "--notifications-out", str(tmp_path / "told.jsonl")])
+    assert result.exit_code == 0, result.output
+
+    [dp] = [a for a in read_jsonl(tmp_path / "alerts.jsonl") if a["point"] == "dp"]
+    detected = _epoch(dp["detected_at"])
+    told = [n for n in read_jsonl(tmp_path / "told.jsonl") if n["alert_ids"] == [dp["id"]]]
+    timeline = [(n["receiver"], n["reason"], round(float(n["at"]) - detected))  # type: ignore[arg-type]
+                for n in told]
+    at: dict[tuple[str, str], int] = {}
+    for receiver, why, t in timeline:  # the first of each
+        at.setdefault((receiver, why), t)
+
+    assert 30 <= at[("screen", "firing")] < 40  # group wait, on the 5-s sweep grid
+    assert at[("town-370829101", "escalated")] == 1800
+    assert at[("county-370829", "escalated")] == 7200
+    assert 1800 <= at[("screen", "repeat")] < 1810
+    assert 1800 <= at[("town-370829101", "repeat")] - 1800 < 1810  # reminded after told
+    resolved = sorted(r for r, why, _ in timeline if why == "resolved")
+    assert resolved == ["county-370829", "screen", "town-370829101"]
+    assert all(not n["muted"] for n in told)
+    assert len({n["key"] for n in told}) == len(told)

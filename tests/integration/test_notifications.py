@@ -19,7 +19,7 @@ import pytest
 
 from gateway.config import Settings
 from gateway.service import Service
-from tests.helpers import Publisher, eventually, now_ts
+from tests.helpers import Publisher, api, eventually, now_ts
 from tests.http_receiver import Receiver, running_receiver
 from tests.integration.conftest import REGISTRY
 
@@ -63,13 +63,18 @@ def receiver(http_receiver: Receiver) -> Receiver:
 @pytest.fixture
 def start(tmp_path: Path, mosquitto: tuple[str, int], ids: dict[str, str],
           database_url: str, receiver: Receiver, monkeypatch: pytest.MonkeyPatch,
-          ) -> Callable[[], Any]:
-    """Start a service (several times on the same database, for restarts)."""
+          request: pytest.FixtureRequest) -> Callable[[], Any]:
+    """Start a service (several times on the same database, for restarts); a test
+    marked ``town_after(s)`` escalates to the town after ``s`` seconds."""
     monkeypatch.setenv("RW_IT_WEBHOOK_SECRET", SECRET)
     registry = tmp_path / "registry.yaml"
     registry.write_text(REGISTRY.format(**ids), encoding="utf-8")
     routing = tmp_path / "routing.yaml"
-    routing.write_text(ROUTING.format(base=receiver.url("")), encoding="utf-8")
+    marker = request.node.get_closest_marker("town_after")
+    text = ROUTING.format(base=receiver.url(""))
+    if marker is not None:
+        text = text.replace("town_after_s: 1.5", f"town_after_s: {marker.args[0]}")
+    routing.write_text(text, encoding="utf-8")
     settings = Settings(
         registry=registry, routing=routing,
         broker_url=f"mqtt://{mosquitto[0]}:{mosquitto[1]}",
@@ -175,3 +180,62 @@ async def test_a_restart_while_the_receiver_is_down_delivers_each_notification_o
         decisions = {(n.alert_ids, n.receiver, n.channel, n.reason)
                      for n in (e.notification for e in rows)}
         assert len(decisions) == len(rows)
+
+
+async def first_desk_alert(receiver: Receiver) -> str:
+    async def desk() -> list[str]:
+        return [a["id"] for r in on_path(receiver, "/desk") for a in r.json()["alerts"]
+                if a["kind"] == "threshold"]
+
+    ids: list[str] = await eventually(desk)
+    return ids[0]
+
+
+@pytest.mark.town_after(6)
+async def test_an_acknowledgement_through_the_api_stops_the_escalation(
+    start: Callable[[], Any], receiver: Receiver, publisher: Publisher,
+    ids: dict[str, str],
+) -> None:
+    async with start() as svc, api(svc) as client:
+        fire(publisher, ids)
+        alert_id = await first_desk_alert(receiver)
+
+        answer = await client.post(f"/api/v1/alerts/{alert_id}/acknowledge",
+                                   json={"actor": "duty-officer", "comment": "已电话核实"})
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["alert"]["state"] == "acknowledged"
+
+        await asyncio.sleep(8)  # past the 6-s town limit
+        assert on_path(receiver, "/town") == []
+        history = (await client.get(f"/api/v1/alerts/{alert_id}/history")).json()["items"]
+        actions = [(e["actor"], e["action"]) for e in history]
+        assert ("system", "created") in actions
+        assert ("duty-officer", "acknowledge") in actions
+        assert ("system", "escalated") not in actions
+
+
+async def test_a_silence_mutes_notifications_but_records_them(
+    start: Callable[[], Any], receiver: Receiver, publisher: Publisher,
+    ids: dict[str, str],
+) -> None:
+    async with start() as svc, api(svc) as client:
+        made = await client.post("/api/v1/silences", json={
+            "matchers": {"enterprise": [ids["e1"]]}, "duration_s": 3600,
+            "created_by": "county-op", "comment": "停产检修"})
+        assert made.status_code == 201, made.text
+        fire(publisher, ids)
+        assert svc.outbox is not None
+
+        async def muted() -> list[Any]:
+            assert svc.outbox is not None
+            return [e for e in await svc.outbox.query(state="muted")
+                    if e.notification.enterprise_id == ids["e1"]]
+
+        rows = await eventually(muted)
+        assert {e.notification.receiver for e in rows} >= {"screen", "duty-desk"}
+        await asyncio.sleep(2.5)  # past the town limit too
+        assert [r for r in receiver.requests
+                if any(a["enterprise_id"] == ids["e1"] for a in r.json()["alerts"])] == []
+        alert_id = rows[0].notification.alert_ids[0]
+        history = (await client.get(f"/api/v1/alerts/{alert_id}/history")).json()["items"]
+        assert "silenced" in {e["action"] for e in history}
