@@ -28,7 +28,11 @@ Per alert (the routing tree decides the receivers of each tier, see
   sent (one flapping message instead of a storm).  Closing (销号) is announced too.
 * **Silences** (:mod:`alerting.silences`) mute: the notifications are still made and
   returned as ``muted`` (recorded, never sent), and the alert's audit trail says which
-  silence muted it.
+  silence muted it.  **Inhibited** alerts (``inhibited_by`` a parent alert, e.g. a
+  device offline while its whole site is silent, :mod:`alerting.inhibition`) are muted
+  the same way: the parent's receivers hear of the parent only.  Both are judged when
+  a message goes out, so a parent raised during the group wait still holds the child
+  back.
 
 Every notification has a deterministic key (:func:`~alerting.messages.
 build_notification`), so deciding the same thing again after a restart writes nothing
@@ -43,6 +47,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from alerting.channels.config import channel_name
+from alerting.inhibition import INHIBITED_BY
 from alerting.messages import build_notification
 from alerting.models import Alert
 from alerting.notification import TIERS, Notification, Reason, Tier
@@ -303,10 +308,12 @@ class NotificationEngine:
 
     def _send(self, alerts: Sequence[Alert], receiver: Receiver, reason: Reason, now: float,
               out: EngineOutput, *, seq: int) -> None:
+        """Render one notification per channel of ``receiver``: sent for the alerts no
+        silence or parent alert holds back, recorded as muted for the others."""
         silences = self._silences()
-        muted_by = {a.id: silenced_by(a, silences, now) for a in alerts}
-        loud = [a for a in alerts if muted_by[a.id] is None]
-        quiet = [a for a in alerts if muted_by[a.id] is not None]
+        why = {a.id: self._held_back(a, silences, now) for a in alerts}
+        loud = [a for a in alerts if why[a.id] is None]
+        quiet = [a for a in alerts if why[a.id] is not None]
         for part, target in ((loud, out.notifications), (quiet, out.muted)):
             if not part:
                 continue
@@ -317,12 +324,23 @@ class NotificationEngine:
                     reason != "firing" else "group", created_at=now,
                     locale=receiver.locale, seq=seq))
         for alert in quiet:
-            silence = muted_by[alert.id]
-            assert silence is not None
-            self._event(out, alert, "silenced", now, extra=(silence.id, receiver.name, reason,
-                                                              seq),
-                        data={"silence": silence.id, "receiver": receiver.name,
-                              "reason": reason})
+            action, data = why[alert.id] or ("", {})
+            self._event(out, alert, action, now, extra=(data, receiver.name, reason, seq),
+                        data={**data, "receiver": receiver.name, "reason": reason})
+
+    @staticmethod
+    def _held_back(alert: Alert, silences: Sequence[Silence], now: float
+                   ) -> tuple[str, dict[str, str]] | None:
+        """Why ``alert`` is not to be sent now: a parent alert that explains it
+        (inhibition: one "site silent while running" alert, not one per device) or a
+        silence; ``None`` when nothing holds it back."""
+        parent = alert.evidence.get(INHIBITED_BY)
+        if parent:
+            return "inhibited", {"inhibited_by": str(parent)}
+        silence = silenced_by(alert, silences, now)
+        if silence is not None:
+            return "silenced", {"silence": silence.id}
+        return None
 
     @staticmethod
     def _event(out: EngineOutput, alert: Alert, action: str, at: float, *,

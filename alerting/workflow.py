@@ -87,7 +87,7 @@ class AuditEvent:
     action: str
     """A workflow :data:`Action`, or a system action: ``created``, ``updated``,
     ``resolved``, ``reopened``, ``flapping``, ``flapping_ended``, ``escalated``,
-    ``notified``, ``silenced``."""
+    ``silenced``, ``inhibited``."""
     from_stage: Stage | None = None
     to_stage: Stage | None = None
     comment: str | None = None

@@ -244,3 +244,20 @@ def test_restore_of_answered_alerts_sends_nothing(stage: str) -> None:
     out = engine().restore([answered], {}, T0 + 4000)
 
     assert sent(out) == []
+
+
+def test_an_alert_inhibited_during_the_group_wait_is_muted_not_sent() -> None:
+    manager, eng = AlertManager(), engine()
+    [child] = manager.apply([condition(True, T0, level=3)])
+    eng.observe([child], T0)
+    # The parent (site silent while running) arrives within the wait and annotates it.
+    annotated = dataclasses.replace(child, evidence={**child.evidence,
+                                                     "inhibited_by": "parent-id"})
+    eng.observe([annotated], T0 + 10)
+
+    out = eng.tick(T0 + 30)
+
+    assert out.notifications == []
+    assert [(n.receiver, n.reason) for n in out.muted] == [("screen", "firing")]
+    [event] = [e for e in out.events if e.action == "inhibited"]
+    assert event.data["inhibited_by"] == "parent-id"
