@@ -29,6 +29,10 @@ that is the at-least-once window, which the idempotency key lets receivers close
 bookkeeping times (``next_attempt_at``, ``first_attempt_at``, ``lease_until``,
 ``sent_at``) are all the dispatcher's clock, so replays with a simulated clock and live
 runs behave alike.  A new row is due at once (``next_attempt_at`` 0).
+
+**Operators.**  :meth:`Outbox.find` and :meth:`Outbox.count` back the notifications API
+(filter by state, enterprise and alert); :meth:`Outbox.retry_dead` puts a ``dead`` row
+back to ``pending`` once a person has fixed the receiver.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ from alerting.schema import OUTBOX_STATES, notifications_table
 from alerting.timefmt import from_ms, to_ms
 
 OutboxState = Literal["pending", "sent", "dead", "muted"]
+Order = Literal["newest", "oldest"]
 
 _REASONS: tuple[str, ...] = get_args(Reason)
 _MAX_ERROR_CHARS = 2000
@@ -55,6 +60,29 @@ _t = notifications_table
 
 class OutboxError(RuntimeError):
     """The outbox cannot work with this database (e.g. an unsupported dialect)."""
+
+
+class NotificationNotFound(LookupError):
+    """No notification is stored under this key; the API answers 404."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"no notification with key {key!r}")
+        self.key = key
+
+
+class NotDead(ValueError):
+    """Only a ``dead`` notification can be retried by hand; the API answers 409.
+
+    A ``pending`` one is retried by the dispatcher anyway, a ``sent`` one was delivered
+    and a ``muted`` one was silenced on purpose: resending any of them by hand would
+    send a message nobody decided to send.
+    """
+
+    def __init__(self, key: str, state: OutboxState) -> None:
+        super().__init__(f"notification {key!r} is {state}, not dead: only dead "
+                         "notifications can be retried")
+        self.key = key
+        self.state = state
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +257,91 @@ class Outbox:
                 for alert_id in wanted.intersection(ids):
                     told.setdefault(alert_id, set()).add(receiver)
         return told
+
+    async def find(self, *, state: OutboxState | None = None,
+                   enterprise_id: str | None = None, alert_id: str | None = None,
+                   order: Order = "newest", limit: int = 100,
+                   offset: int = 0) -> list[OutboxEntry]:
+        """Entries by state, enterprise and alert, for people rather than the dispatcher.
+
+        ``order`` is by ``created_at`` (the engine's event time), ``newest`` first for a
+        list of everything, ``oldest`` first for one alert's timeline; the key breaks
+        ties so pages never overlap.  ``alert_id`` matches a notification about that
+        alert alone or within a ``group`` digest.
+        """
+        created = _t.c.created_at.desc() if order == "newest" else _t.c.created_at.asc()
+        tie = _t.c.key.desc() if order == "newest" else _t.c.key.asc()
+        stmt = (sa.select(_t).where(*self._filters(state, enterprise_id, alert_id))
+                .order_by(created, tie).limit(limit).offset(offset))
+        async with self._engine.connect() as conn:
+            return [_from_row(row._mapping) for row in await conn.execute(stmt)]
+
+    async def count(self, *, state: OutboxState | None = None,
+                    enterprise_id: str | None = None, alert_id: str | None = None) -> int:
+        """How many entries :meth:`find` would page through with the same filters."""
+        stmt = (sa.select(sa.func.count()).select_from(_t)
+                .where(*self._filters(state, enterprise_id, alert_id)))
+        async with self._engine.connect() as conn:
+            return int((await conn.execute(stmt)).scalar_one())
+
+    async def retry_dead(self, key: str, now: float) -> OutboxEntry:
+        """Put the ``dead`` notification ``key`` back to ``pending``, due at ``now``.
+
+        For after a person fixed what killed it (a receiver's address, a credential, the
+        routing file).  Its attempts start again from zero, and so does the give-up
+        clock (``first_attempt_at``): the retry policy would otherwise declare it dead
+        again at once.  ``last_error`` is left as it was, so the reason it died stays
+        visible until the next attempt records a new one (or, if that attempt succeeds,
+        beside ``sent_at``).  The key is unchanged, so a receiver that got the message
+        after all drops the copy.
+
+        Raises :class:`NotificationNotFound` or :class:`NotDead`.  The state is checked
+        in the ``UPDATE`` itself, so a row that another dispatcher marked ``sent``
+        meanwhile is never put back.
+        """
+        stmt = (sa.update(_t).where(_t.c.key == key, _t.c.state == "dead")
+                .values(state="pending", attempts=0, next_attempt_at=to_ms(now),
+                        first_attempt_at=None, lease_until=None)
+                .returning(*_t.c))
+        async with self._engine.begin() as conn:
+            row = (await conn.execute(stmt)).first()
+            if row is not None:
+                return _from_row(row._mapping)
+            state = (await conn.execute(sa.select(_t.c.state)
+                                        .where(_t.c.key == key))).scalar_one_or_none()
+        if state is None:
+            raise NotificationNotFound(key)
+        raise NotDead(key, cast(OutboxState, state))
+
+    def _filters(self, state: OutboxState | None, enterprise_id: str | None,
+                 alert_id: str | None) -> list[sa.ColumnElement[bool]]:
+        if state is not None and state not in OUTBOX_STATES:
+            raise ValueError(f"state must be one of {OUTBOX_STATES}, got {state!r}")
+        where: list[sa.ColumnElement[bool]] = []
+        if state is not None:
+            where.append(_t.c.state == state)
+        if enterprise_id is not None:
+            where.append(_t.c.enterprise_id == enterprise_id)
+        if alert_id is not None:
+            where.append(self._about_alert(alert_id))
+        return where
+
+    def _about_alert(self, alert_id: str) -> sa.ColumnElement[bool]:
+        """``alert_ids`` (a JSON array) holds ``alert_id``, in each database's own terms.
+
+        In SQL rather than in Python so that ``count`` and ``offset`` stay exact however
+        many notifications there are.  PostgreSQL: JSONB containment (the column is
+        ``json``, so it is cast); SQLite: ``json_each`` over the array.  Both compare
+        whole elements, so ``A1`` never matches ``A10``.  Neither uses an index: the
+        filter scans the rows that the other filters leave (the outbox keeps one row per
+        message, which an operator's query can afford; an expression index would be a
+        migration of its own).
+        """
+        if self._dialect == "postgresql":
+            return sa.cast(_t.c.alert_ids, postgresql.JSONB).contains([alert_id])
+        elements = sa.func.json_each(_t.c.alert_ids).table_valued("value")
+        return sa.exists(sa.select(sa.literal(1)).select_from(elements)
+                         .where(elements.c.value == alert_id))
 
     async def next_due(self) -> float | None:
         """Earliest time a pending row becomes claimable (its lease counted), or ``None``."""

@@ -134,6 +134,8 @@ class Service:
                 quarantine=quarantine_store, pipeline=self.pipeline, metrics=self.metrics,
                 source=self.source, handling=handling, silences=silences,
                 on_handled=self.handled, on_silences_changed=self._reload_silences,
+                outbox=outbox,
+                on_outbox_changed=self.dispatcher.notify if self.dispatcher else None,
             ))
             server = uvicorn.Server(uvicorn.Config(
                 app, host=settings.api_host, port=settings.api_port, lifespan="off",

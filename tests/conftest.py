@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
@@ -20,10 +20,10 @@ from typing import TypeVar
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from gateway.registry import Registry, load_registry
-from tests.helpers import port_open, unavailable
+from tests.helpers import fresh_schema, port_open, unavailable
 
 FIXTURES = Path(__file__).parent / "fixtures"
 MOSQUITTO = ("127.0.0.1", 1883)
@@ -94,3 +94,14 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite+aiosqlite:///{tmp_path / 'alerts.db'}"
     url: str = request.getfixturevalue("pg_url")
     return url
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    """An engine on an empty database at the newest migration (SQLite and PostgreSQL)."""
+    engine = create_async_engine(database_url)
+    await fresh_schema(engine)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()

@@ -19,8 +19,11 @@ import httpx
 import orjson
 import paho.mqtt.client as paho
 import pytest
+import sqlalchemy as sa
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from alerting.migrate import migrate
 from gateway.service import Service
 
 CST = timezone(timedelta(hours=8))
@@ -149,3 +152,20 @@ async def eventually(check: Callable[[], Awaitable[Any]], within_s: float = 15.0
 
 def api(svc: Service) -> httpx.AsyncClient:
     return httpx.AsyncClient(base_url=f"http://127.0.0.1:{svc.api_port}", timeout=5)
+
+
+async def drop_everything(engine: AsyncEngine) -> None:
+    """Drop every table of the test database (a PostgreSQL one is shared by a module)."""
+    def drop(conn: sa.Connection) -> None:
+        found = sa.MetaData()
+        found.reflect(conn)
+        found.drop_all(conn)
+
+    async with engine.begin() as conn:
+        await conn.run_sync(drop)
+
+
+async def fresh_schema(engine: AsyncEngine) -> None:
+    """An empty database at the newest migration."""
+    await drop_everything(engine)
+    await migrate(engine)

@@ -21,8 +21,9 @@ from fastapi import FastAPI, HTTPException, Query
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from alerting import Alert, AlertQuery, AlertStore, HandlingStore, SilenceStore
+from alerting import Alert, AlertQuery, AlertStore, HandlingStore, Outbox, SilenceStore
 from gateway.api.handling import handling_router
+from gateway.api.notifications import notifications_router
 from gateway.ingest.mqtt_source import MqttSource
 from gateway.ingest.rejections import Reason, rejection_to_json
 from gateway.ingest.timestamps import TimestampError, TimestampParser
@@ -53,12 +54,19 @@ class ApiContext:
     mirror its stage into the in-memory alert manager (and stop escalating)."""
     on_silences_changed: Callable[[], Awaitable[None]] | None = None
     """Called after a silence is created or expired, so the service reloads them."""
+    outbox: Outbox | None = None
+    """The notification outbox; built on ``engine`` when not given."""
+    on_outbox_changed: Callable[[], None] | None = None
+    """Called after a notification is put back to pending by hand; the service sets it
+    to ``dispatcher.notify`` so the retry goes out at once, not at the next poll."""
 
     def __post_init__(self) -> None:
         if self.handling is None:
             self.handling = HandlingStore(self.engine)
         if self.silences is None:
             self.silences = SilenceStore(self.engine)
+        if self.outbox is None:
+            self.outbox = Outbox(self.engine)
 
 
 def create_app(ctx: ApiContext) -> FastAPI:
@@ -69,6 +77,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
     )
     parse_time = _TimeParam()
     app.include_router(handling_router(ctx))
+    app.include_router(notifications_router(ctx))
 
     @app.get("/api/v1/alerts", tags=["alerts"])
     async def list_alerts(

@@ -4,8 +4,9 @@
   ephemeral port, recording every request and answering as told (fail the next N with
   a status, answer a robot ``errcode``, be slow).  Signatures are checked on the
   receiver's side with hmac written out here, not with the code under test.
-- E-mail: an aiosmtpd server; the received bytes are parsed back with the standard
-  library to see the Chinese subject and body as a mail client would.
+- E-mail: an aiosmtpd server (``tests/smtp_server.py``); the received bytes are parsed
+  back with the standard library to see the Chinese subject and body as a mail client
+  would.
 - MQTT: the machine's Mosquitto on 127.0.0.1:1883 (``mosquitto`` fixture), with aiomqtt
   on both sides.
 """
@@ -20,7 +21,6 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
-from email import message_from_bytes, policy
 from email.message import EmailMessage
 from email.utils import formatdate
 from typing import Any
@@ -29,7 +29,6 @@ import aiomqtt
 import httpx
 import orjson
 import pytest
-from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from alerting.channels.config import (
@@ -55,6 +54,7 @@ from alerting.models import Condition, Subject
 from alerting.notification import Channel, DeliveryError, Notification, Reason, Tier
 from tests.helpers import free_port
 from tests.http_receiver import Receiver, running_receiver
+from tests.smtp_server import Mailbox, parse, running_smtp
 
 T0 = 1_795_478_400.0  # 2026-11-24T08:00:00+08:00
 NOW = 1_795_478_460.0  # the senders' clock in tests: fixed, so signatures can be checked
@@ -458,36 +458,11 @@ async def test_sms_client_errors_are_not_retryable(receiver: Receiver,
 
 # --- e-mail ---------------------------------------------------------------------------------
 
-class Mailbox:
-    """aiosmtpd handler: refuses ``nobody@`` permanently and ``busy@`` temporarily."""
-
-    def __init__(self) -> None:
-        self.envelopes: list[Any] = []
-
-    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
-                          rcpt_options: list[str]) -> str:
-        if address.startswith("nobody@"):
-            return "550 5.1.1 No such user"
-        if address.startswith("busy@"):
-            return "450 4.2.1 Mailbox busy, try again later"
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.envelopes.append(envelope)
-        return "250 Message accepted"
-
-
 @pytest.fixture
 def smtp_server() -> Iterator[tuple[Mailbox, SmtpServer]]:
     mailbox = Mailbox()
-    controller = Controller(mailbox, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    try:
-        yield mailbox, SmtpServer(host="127.0.0.1", port=controller.port,
-                                  sender="riskwatch@370829.example.cn")
-    finally:
-        controller.stop()
+    with running_smtp(mailbox) as smtp:
+        yield mailbox, smtp
 
 
 @pytest.fixture
@@ -501,23 +476,15 @@ def smtp_auth_server() -> Iterator[tuple[Mailbox, SmtpServer]]:
               and auth_data.password == SMTP_PASSWORD.encode())
         return AuthResult(success=ok, handled=False)  # not handled: the server answers 535
 
-    controller = Controller(mailbox, hostname="127.0.0.1", port=free_port(),
-                            authenticator=authenticate, auth_required=True,
-                            auth_require_tls=False)
-    controller.start()
-    try:
-        yield mailbox, SmtpServer(host="127.0.0.1", port=controller.port,
-                                  sender="riskwatch@370829.example.cn", username="riskwatch",
-                                  password_env="RW_SMTP_PASSWORD")
-    finally:
-        controller.stop()
+    with running_smtp(mailbox, authenticator=authenticate, auth_required=True,
+                      auth_require_tls=False) as smtp:
+        yield mailbox, smtp.model_copy(update={"username": "riskwatch",
+                                               "password_env": "RW_SMTP_PASSWORD"})
 
 
 def received_mail(mailbox: Mailbox) -> EmailMessage:
     [envelope] = mailbox.envelopes
-    parsed = message_from_bytes(envelope.original_content, policy=policy.default)
-    assert isinstance(parsed, EmailMessage)
-    return parsed
+    return parse(envelope)
 
 
 async def test_email_arrives_with_chinese_subject_body_and_message_id(

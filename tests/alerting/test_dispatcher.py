@@ -13,7 +13,7 @@ import logging
 import random
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import pytest
@@ -22,17 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from alerting.dispatcher import Dispatcher, Outcome, RetryPolicy
 from alerting.notification import Channel, DeliveryError, Notification
 from alerting.outbox import Outbox, OutboxEntry
-from tests.alerting.test_outbox import NOW, fresh_schema, note
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_async_engine(database_url)
-    await fresh_schema(engine)
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
+from tests.alerting.test_outbox import NOW, note
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ tests use separate engines, i.e. separate connections, as two API workers would.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
 
@@ -17,7 +16,6 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from alerting.handling_store import AlertNotFound, HandlingStore
-from alerting.migrate import migrate
 from alerting.models import Alert, Subject, fingerprint
 from alerting.schema import alerts_table
 from alerting.store import AlertStore
@@ -25,27 +23,6 @@ from alerting.workflow import AuditEvent, WorkflowError, contract_state, system_
 
 T0 = 1_795_478_400.0  # 2026-11-24T08:00:00+08:00: event times of the alert
 NOW = T0 + 3600.0  # wall time of people's actions
-
-
-async def fresh_schema(engine: AsyncEngine) -> None:
-    def drop(conn: sa.Connection) -> None:
-        found = sa.MetaData()
-        found.reflect(conn)
-        found.drop_all(conn)
-
-    async with engine.begin() as conn:
-        await conn.run_sync(drop)
-    await migrate(engine)
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_async_engine(database_url)
-    await fresh_schema(engine)
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
 
 
 @pytest.fixture

@@ -37,6 +37,7 @@ from alerting.migrations.__main__ import main as migrations_cli
 from alerting.models import Alert, Subject, fingerprint
 from alerting.schema import alerting_metadata, alerts_table
 from alerting.store import AlertStore, _to_row
+from tests.helpers import drop_everything
 
 REPO = Path(__file__).resolve().parents[2]
 T0 = 1_795_478_400.0  # 2026-11-24T08:00:00+08:00
@@ -75,21 +76,11 @@ LEGACY_ALERTS = sa.Table(
 @pytest.fixture
 async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     engine = create_async_engine(database_url)
-    await _drop_everything(engine)
+    await drop_everything(engine)
     try:
         yield engine
     finally:
         await engine.dispose()
-
-
-async def _drop_everything(engine: AsyncEngine) -> None:
-    def drop(conn: sa.Connection) -> None:
-        found = sa.MetaData()
-        found.reflect(conn)
-        found.drop_all(conn)
-
-    async with engine.begin() as conn:
-        await conn.run_sync(drop)
 
 
 async def table_names(engine: AsyncEngine) -> set[str]:

@@ -8,41 +8,18 @@ migrating afresh.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from alerting.migrate import migrate
 from alerting.notification import Notification, notification_key
 from alerting.outbox import Outbox, OutboxEntry
 from alerting.schema import notifications_table
 
 T0 = 1_795_478_400.0  # 2026-11-24T08:00:00+08:00: event time of the decisions
 NOW = 1_780_000_000.0  # the dispatcher's clock, deliberately unrelated to event time
-
-
-async def fresh_schema(engine: AsyncEngine) -> None:
-    def drop(conn: sa.Connection) -> None:
-        found = sa.MetaData()
-        found.reflect(conn)
-        found.drop_all(conn)
-
-    async with engine.begin() as conn:
-        await conn.run_sync(drop)
-    await migrate(engine)
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_async_engine(database_url)
-    await fresh_schema(engine)
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
 
 
 @pytest.fixture

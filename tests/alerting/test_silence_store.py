@@ -6,24 +6,13 @@ from collections.abc import AsyncIterator
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import create_async_engine
 
-from alerting.migrate import migrate
 from alerting.silence_store import SilenceNotFound, SilenceStore, new_silence_id
 from alerting.silences import Silence
+from tests.helpers import fresh_schema
 
 T0 = 1_795_478_400.0  # 2026-11-24T08:00:00+08:00
-
-
-async def fresh_schema(engine: AsyncEngine) -> None:
-    def drop(conn: sa.Connection) -> None:
-        found = sa.MetaData()
-        found.reflect(conn)
-        found.drop_all(conn)
-
-    async with engine.begin() as conn:
-        await conn.run_sync(drop)
-    await migrate(engine)
 
 
 @pytest.fixture

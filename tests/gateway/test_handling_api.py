@@ -14,11 +14,8 @@ from typing import Any
 
 import httpx
 import pytest
-import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from alerting import Alert, AlertStore, Subject, fingerprint
-from alerting.migrate import migrate
 from alerting.silences import MATCHER_KEYS
 from alerting.workflow import STAGES, TRANSITIONS, contract_state
 from gateway.api.app import ApiContext, create_app
@@ -27,6 +24,7 @@ from gateway.pipeline import Pipeline
 from gateway.registry import Registry
 from gateway.storage.db import open_engine
 from gateway.storage.quarantine_store import QuarantineStore
+from tests.helpers import fresh_schema
 
 T0 = 1_795_478_400.0  # 2026-11-24T08:00:00+08:00
 
@@ -39,17 +37,6 @@ class Api:
     ctx: ApiContext
     handled: list[Alert] = field(default_factory=list)
     silences_changed: int = 0
-
-
-async def fresh_schema(engine: AsyncEngine) -> None:
-    def drop(conn: sa.Connection) -> None:
-        found = sa.MetaData()
-        found.reflect(conn)
-        found.drop_all(conn)
-
-    async with engine.begin() as conn:
-        await conn.run_sync(drop)
-    await migrate(engine)
 
 
 @pytest.fixture

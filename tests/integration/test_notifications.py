@@ -212,6 +212,9 @@ async def test_an_acknowledgement_through_the_api_stops_the_escalation(
         assert ("system", "created") in actions
         assert ("duty-officer", "acknowledge") in actions
         assert ("system", "escalated") not in actions
+        told = (await client.get(f"/api/v1/alerts/{alert_id}/notifications")).json()["items"]
+        assert {(n["receiver"], n["reason"], n["state"]) for n in told} == {
+            ("screen", "firing", "sent"), ("duty-desk", "firing", "sent")}
 
 
 async def test_a_silence_mutes_notifications_but_records_them(
