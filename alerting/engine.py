@@ -22,7 +22,8 @@ Per alert (the routing tree decides the receivers of each tier, see
   itself: an alert nobody answered is still unanswered (推送 must be answered by
   核实处置 even when the reading went back to normal).
 * **Repeats.** Every ``repeat_interval_s`` while unanswered and still firing, every
-  tier told so far is reminded.
+  tier told so far is reminded.  Reminders and escalations that fall due at one tick
+  for one enterprise and receiver go out as one digest.
 * **Condition changes.** Tiers told so far hear of a resolution, a reopening and
   of the alert starting to flap; while it flaps, resolutions and reopenings are not
   sent (one flapping message instead of a storm).  Closing (销号) is announced too.
@@ -103,6 +104,30 @@ class _Group:
     last_flush: float = -math.inf
 
 
+@dataclass(slots=True)
+class _Held:
+    receiver: Receiver
+    alerts: list[Alert]
+    at: float
+    seq: int
+
+
+class _Batch(dict[tuple[str, str, Reason], _Held]):
+    """Reminders and escalations of one tick, by (enterprise, receiver, reason): a town
+    station whose five unanswered alerts of one enterprise escalate at once gets one
+    digest, not five messages."""
+
+    def add(self, alert: Alert, receiver: Receiver, reason: Reason, at: float,
+            seq: int) -> None:
+        key = (alert.subject.enterprise_id, receiver.name, reason)
+        held = self.get(key)
+        if held is None:
+            self[key] = _Held(receiver, [alert], at, seq)
+        else:
+            held.alerts.append(alert)
+            held.at, held.seq = min(held.at, at), max(held.seq, seq)
+
+
 class NotificationEngine:
     """Decides notifications from alert changes and time; see the module docstring.
 
@@ -141,18 +166,22 @@ class NotificationEngine:
         for key, group in list(self._groups.items()):
             if group.pending and group.flush_at <= now:
                 self._flush(key, group, now, out)
+        batch = _Batch()
         for track in list(self._tracks.values()):
             # Reminders first: a tier escalated to at this instant is not reminded yet.
             if self._repeating(track) and track.next_repeat <= now:
                 track.repeats += 1
-                self._tell(track, track.told, "repeat", now, out, seq=track.repeats)
+                for receiver in self._receivers(track, track.told):
+                    batch.add(track.alert, receiver, "repeat", now, track.repeats)
                 track.next_repeat = now + track.decision.repeat_interval_s
             for tier, due in sorted(track.escalate_at.items(), key=lambda kv: kv[1]):
                 if due <= now:
                     del track.escalate_at[tier]
-                    self._escalate(track, tier, due, out)
+                    self._escalate(track, tier, due, out, batch)
             if self._finished(track, now):
                 del self._tracks[track.alert.id]
+        for (_, _, reason), held in batch.items():
+            self._send(held.alerts, held.receiver, reason, held.at, out, seq=held.seq)
         return out
 
     @property
@@ -289,7 +318,8 @@ class NotificationEngine:
             reason: Reason = "firing" if len(live) == 1 else "group"
             self._send(live, group.receiver, reason, now, out, seq=0)
 
-    def _escalate(self, track: _Track, tier: Tier, due: float, out: EngineOutput) -> None:
+    def _escalate(self, track: _Track, tier: Tier, due: float, out: EngineOutput,
+                  batch: _Batch) -> None:
         if track.answered or tier in track.told:
             return
         track.told.add(tier)
@@ -297,14 +327,18 @@ class NotificationEngine:
                     data={"tier": tier, "receivers": [
                         r.name for r in track.decision.receivers(tier)]})
         for receiver in track.decision.receivers(tier):
-            self._send([track.alert], receiver, "escalated", due, out, seq=0)
+            batch.add(track.alert, receiver, "escalated", due, 0)
+
+    @staticmethod
+    def _receivers(track: _Track, tiers: Iterable[Tier]) -> list[Receiver]:
+        """The receivers of ``tiers``, enterprise first."""
+        wanted = set(tiers)
+        return [r for tier in TIERS if tier in wanted for r in track.decision.receivers(tier)]
 
     def _tell(self, track: _Track, tiers: Iterable[Tier], reason: Reason, now: float,
               out: EngineOutput, seq: int = 0) -> None:
-        for tier in TIERS:
-            if tier in tiers:
-                for receiver in track.decision.receivers(tier):
-                    self._send([track.alert], receiver, reason, now, out, seq=seq)
+        for receiver in self._receivers(track, tiers):
+            self._send([track.alert], receiver, reason, now, out, seq=seq)
 
     def _send(self, alerts: Sequence[Alert], receiver: Receiver, reason: Reason, now: float,
               out: EngineOutput, *, seq: int) -> None:

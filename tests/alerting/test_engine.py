@@ -261,3 +261,18 @@ def test_an_alert_inhibited_during_the_group_wait_is_muted_not_sent() -> None:
     assert [(n.receiver, n.reason) for n in out.muted] == [("screen", "firing")]
     [event] = [e for e in out.events if e.action == "inhibited"]
     assert event.data["inhibited_by"] == "parent-id"
+
+
+def test_escalations_of_one_enterprise_due_at_one_tick_go_out_as_one_digest() -> None:
+    manager, eng = AlertManager(), engine()
+    alerts = manager.apply([condition(True, T0, point="dp"), condition(True, T0, point="t")])
+    [other] = manager.apply([condition(True, T0, eid="E2")])
+    eng.observe([*alerts, other], T0)
+    eng.tick(T0 + 30)
+
+    out = eng.tick(T0 + 610)  # both of E1 and the one of E2 fell due at T0 + 600
+
+    town = [(n.enterprise_id, n.reason, len(n.alert_ids)) for n in out.notifications]
+    assert sorted(town) == [("E1", "escalated", 2), ("E2", "escalated", 1)]
+    assert [n.created_at for n in out.notifications] == [T0 + 600, T0 + 600]
+    assert len([e for e in out.events if e.action == "escalated"]) == 3  # one per alert
