@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from bench.reference_deviation import DeviationReference
 from detectors.base import SampleBatch
 from detectors.deviation import DeviationDetector, _sequential_sums
-from tests.detectors.change_rows import Row, resent_after_originals, rows
+from tests.detectors.change_rows import Row, awkward_rows, resent_after_originals, rows
 
 NAN = math.nan
 T0 = 1_795_478_400.0  # epoch seconds, a multiple of the 600 s bucket
@@ -661,12 +661,7 @@ def test_judging_on_a_cadence_gives_the_same_changes(seed: int) -> None:
 
 # --- properties: nothing crashes, nothing fires without a reason ----------------------
 
-awkward_ts = st.one_of(st.integers(0, 900).map(lambda s: T0 + s),
-                       st.sampled_from([NAN, math.inf, -math.inf, 0.0, T0]))
-awkward_values = st.one_of(st.floats(-100, 100), st.sampled_from([NAN, math.inf, -math.inf,
-                                                                  0.0, 1.0, 1e300]))
-sample_rows = st.lists(st.tuples(st.integers(0, 3), awkward_ts, awkward_values,
-                                 st.sampled_from([0, 0, 0, 4])), max_size=40)
+sample_rows = awkward_rows(T0, points=4, span_s=900, values=(0.0, 1.0, 1e300))
 
 
 @settings(max_examples=80, deadline=None)

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from detectors.base import SampleBatch
 from detectors.rate import RateOfChangeDetector
-from tests.detectors.change_rows import Row, resent_after_originals, rows
+from tests.detectors.change_rows import Row, awkward_rows, resent_after_originals, rows
 
 NAN = math.nan
 T0 = 1_795_478_400.0  # epoch seconds: slopes must survive real timestamps
@@ -560,11 +560,7 @@ def test_all_points_at_once_equals_points_one_by_one() -> None:
 
 # --- properties: nothing crashes, nothing fires without a reason ----------------------
 
-awkward_ts = st.one_of(st.integers(0, 600).map(lambda s: T0 + s),
-                       st.sampled_from([NAN, math.inf, -math.inf, 0.0, T0]))
-awkward_values = st.one_of(st.floats(-100, 100), st.sampled_from([NAN, math.inf, -math.inf]))
-sample_rows = st.lists(st.tuples(st.integers(0, 2), awkward_ts, awkward_values,
-                                 st.sampled_from([0, 0, 0, 4])), max_size=40)
+sample_rows = awkward_rows(T0, points=3, span_s=600)
 
 
 @settings(max_examples=200, deadline=None)
