@@ -11,10 +11,9 @@ never a traceback.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -60,11 +59,8 @@ def _logging(verbose: bool) -> None:
         logging.getLogger(chatty).setLevel(logging.WARNING)
 
 
-async def _until_signal(main: asyncio.Task[None], stop: object) -> None:
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop)  # type: ignore[arg-type]
+async def _until_signal(main: asyncio.Task[None], stop: Callable[[], object]) -> None:
+    cli_tools.on_stop_signals(stop)
     await main
 
 

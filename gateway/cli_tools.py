@@ -50,15 +50,21 @@ def speed_option(speed: float) -> float | None:
     return None if speed == 0 else speed
 
 
+def on_stop_signals(stop: Callable[[], object]) -> None:
+    """Call ``stop`` on Ctrl-C or SIGTERM (in the running loop) instead of raising, so
+    the work can finish what it holds: a file, the outbox, buffered alerts."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop)
+
+
 def run_until_interrupted(work: Callable[[asyncio.Event], Coroutine[Any, Any, T]]) -> T:
     """Run ``work(stop)``; Ctrl-C or SIGTERM sets ``stop`` so it can finish its file."""
 
     async def main() -> T:
         stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError):
-                loop.add_signal_handler(sig, stop.set)
+        on_stop_signals(stop.set)
         return await work(stop)
 
     return asyncio.run(main())
