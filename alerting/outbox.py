@@ -259,7 +259,8 @@ class Outbox:
         return told
 
     async def find(self, *, state: OutboxState | None = None,
-                   enterprise_id: str | None = None, alert_id: str | None = None,
+                   enterprise_id: str | Sequence[str] | None = None,
+                   alert_id: str | None = None,
                    order: Order = "newest", limit: int = 100,
                    offset: int = 0) -> list[OutboxEntry]:
         """Entries by state, enterprise and alert, for people rather than the dispatcher.
@@ -277,7 +278,8 @@ class Outbox:
             return [_from_row(row._mapping) for row in await conn.execute(stmt)]
 
     async def count(self, *, state: OutboxState | None = None,
-                    enterprise_id: str | None = None, alert_id: str | None = None) -> int:
+                    enterprise_id: str | Sequence[str] | None = None,
+                    alert_id: str | None = None) -> int:
         """How many entries :meth:`find` would page through with the same filters."""
         stmt = (sa.select(sa.func.count()).select_from(_t)
                 .where(*self._filters(state, enterprise_id, alert_id)))
@@ -313,15 +315,18 @@ class Outbox:
             raise NotificationNotFound(key)
         raise NotDead(key, cast(OutboxState, state))
 
-    def _filters(self, state: OutboxState | None, enterprise_id: str | None,
+    def _filters(self, state: OutboxState | None, enterprise_id: str | Sequence[str] | None,
                  alert_id: str | None) -> list[sa.ColumnElement[bool]]:
+        """``enterprise_id`` may be several ids (any of them: a regulator's area)."""
         if state is not None and state not in OUTBOX_STATES:
             raise ValueError(f"state must be one of {OUTBOX_STATES}, got {state!r}")
         where: list[sa.ColumnElement[bool]] = []
         if state is not None:
             where.append(_t.c.state == state)
-        if enterprise_id is not None:
+        if isinstance(enterprise_id, str):
             where.append(_t.c.enterprise_id == enterprise_id)
+        elif enterprise_id is not None:
+            where.append(_t.c.enterprise_id.in_(list(enterprise_id)))
         if alert_id is not None:
             where.append(self._about_alert(alert_id))
         return where

@@ -135,3 +135,61 @@ silences_table = sa.Table(
 """Silences: matchers over alert labels and a time window; a silenced notification is
 still written to the outbox, in state ``muted``.  ``expired_by`` names the operator
 who ended one by hand before ``ends_at``; ``NULL`` while it runs its course."""
+
+# 0003: access control.  The service has one database and one migration chain, so the
+# gateway's users and sessions are described here too; ``gateway/auth`` owns their use.
+
+ROLES = ("admin", "county", "town", "enterprise")
+"""Who a user is, column ``users.role``: see :mod:`gateway.auth.principal`."""
+
+users_table = sa.Table(
+    "users",
+    alerting_metadata,
+    sa.Column("username", sa.String(64), primary_key=True),
+    sa.Column("display_name", sa.String(128), nullable=False),
+    sa.Column("password_hash", sa.String(255), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("scope", sa.String(64)),
+    sa.Column("locale", sa.String(8), nullable=False, server_default="zh"),
+    sa.Column("disabled", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+)
+"""People who log in.  ``scope`` is the county (6-digit) or town (9-digit) region code
+of a county or town user, the enterprise id of an enterprise user, ``NULL`` for an
+admin.  ``password_hash`` is an Argon2id PHC string, never the password."""
+
+sessions_table = sa.Table(
+    "api_sessions",
+    alerting_metadata,
+    sa.Column("token_hash", sa.String(64), primary_key=True),
+    sa.Column("username", sa.String(64), sa.ForeignKey("users.username", ondelete="CASCADE"),
+              nullable=False, index=True),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("expires_at", sa.BigInteger, nullable=False, index=True),
+)
+"""Login sessions.  Only the SHA-256 of a token is stored: a copy of the database does
+not let anyone log in, and a token is revoked by deleting its row."""
+
+# 0004: the dashboard's history.  Written by ``gateway/storage/point_minutes.py``.
+
+point_minutes_table = sa.Table(
+    "point_minutes",
+    alerting_metadata,
+    sa.Column("device_id", sa.String(64), primary_key=True),
+    sa.Column("point", sa.String(64), primary_key=True),
+    sa.Column("minute_start", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("enterprise_id", sa.String(64), nullable=False),
+    sa.Column("min", sa.Float, nullable=False),
+    sa.Column("mean", sa.Float, nullable=False),
+    sa.Column("max", sa.Float, nullable=False),
+    sa.Column("last", sa.Float, nullable=False),
+    sa.Column("last_at", sa.BigInteger, nullable=False),
+    sa.Column("count", sa.Integer, nullable=False),
+    sa.Index("ix_point_minutes_enterprise_id_minute_start", "enterprise_id", "minute_start"),
+)
+"""One row per point and minute of event time: min, mean, max and last (the value at
+``last_at``) of the ``count`` samples received for it.  Device ids are unique across
+the registry, so (device, point, minute) is the key; enterprise-wide range reads use
+the second index.  Late samples merge into their row (upsert), see
+:mod:`gateway.storage.aggregates`."""

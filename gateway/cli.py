@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from gateway import cli_tools
+from gateway.cli_users import users_app
 from gateway.config import ConfigError, load_settings
 from gateway.registry import RegistryError, load_registry
 from gateway.registry.yaml_paths import LocatedError
@@ -108,9 +109,11 @@ def demo(
     broker_port: Annotated[int, typer.Option(help="Port of the embedded MQTT broker")] = 1884,
     data_dir: Annotated[Path | None, typer.Option(help="Keep the demo database here")] = None,
     locale: Annotated[str, typer.Option(help="Alert language: zh or en")] = "zh",
+    password: Annotated[str | None, typer.Option(
+        help="Password of the demo users (default: random, printed at start)")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
-    """Everything embedded: broker, sample sites, simulator, SQLite, API and page."""
+    """Everything embedded: broker, sample sites, simulator, SQLite, API and dashboard."""
     from gateway.demo import run_demo
     from gateway.service import ServiceStartError
 
@@ -122,7 +125,7 @@ def demo(
     async def main() -> None:
         task = asyncio.create_task(run_demo(
             api_host=host, api_port=port, broker_port=broker_port, data_dir=data_dir,
-            locale=locale, stop=stop,
+            locale=locale, password=password, stop=stop,
         ))
         await _until_signal(task, stop.set)
 
@@ -215,6 +218,7 @@ routing_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(routing_app, name="routing")
+app.add_typer(users_app, name="users")
 
 
 def _routing_failure(exc: LocatedError) -> typer.Exit:

@@ -52,6 +52,13 @@ class Settings(BaseSettings):
     notify: bool = Field(default=True, description="Send notifications (the outbox "
                                                    "records them either way)")
     locale: Literal["zh", "en"] = "zh"
+    api_anonymous_read: bool = Field(default=False, description=(
+        "Let callers without a login read everything (never act): for the demo on "
+        "loopback, never on a network"))
+    api_secure_cookie: bool = Field(default=False, description=(
+        "Mark the session cookie Secure: set it when a proxy serves the API over HTTPS"))
+    session_ttl_s: float = Field(default=43_200.0, gt=0, description=(
+        "How long a login lasts (a shift, by default 12 h)"))
     sweep_interval_s: float = Field(default=5.0, gt=0, le=300)
     silence_k: float = Field(default=3.0, ge=1)
     max_future_s: float = Field(default=300.0, gt=0)

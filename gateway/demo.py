@@ -2,9 +2,13 @@
 
 An in-process MQTT broker (amqtt, MQTT 3.1.1), the built-in sample registry, the basic
 simulator publishing over MQTT with incidents on a five-minute cycle, SQLite in a
-temporary folder, and the API with its page.  The first alerts appear within a minute:
-a dust-collector ΔP above its high-high limit, a gas detector going silent, a hopper
-temperature above its limit.
+temporary folder, and the API with its dashboard.  The first alerts appear within a
+minute: a dust-collector ΔP above its high-high limit, a gas detector going silent, a
+hopper temperature above its limit.
+
+The dashboard can be read without logging in (the demo listens on loopback only); to
+act on alerts, log in as one of the demo users printed at start (:data:`DEMO_USERS`, one
+per role), all with the same password, random per run unless given.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import tempfile
 import time
 from importlib import resources
@@ -19,6 +24,8 @@ from pathlib import Path
 
 from amqtt.broker import Broker
 
+from gateway.auth.principal import Role
+from gateway.auth.users import UserStore
 from gateway.config import Settings
 from gateway.service import Service
 from simulators.basic import BasicSimulator, Excursion, Incident, Outage
@@ -28,6 +35,26 @@ log = logging.getLogger(__name__)
 
 CYCLE_S = 300.0
 """The incident script repeats every five minutes so the page stays lively."""
+
+
+DEMO_USERS: tuple[tuple[str, Role, str | None, str], ...] = (
+    ("admin", "admin", None, "平台管理员"),
+    ("county", "county", "370829", "县应急管理局 值班员"),
+    ("town101", "town", "370829101", "某某镇安监站 安全员"),
+    ("E370829001", "enterprise", "E370829001", "某某金属制品有限公司 安全主管"),
+)
+"""(username, role, scope, display name) of the demo's users: one per role, scoped to
+the sample registry's county, first town and first enterprise."""
+
+
+async def create_demo_users(users: UserStore, password: str) -> list[str]:
+    """The demo users that do not exist yet; their names."""
+    made = []
+    for name, role, scope, display in DEMO_USERS:
+        if await users.get(name) is None:
+            await users.create(name, password, role, scope, display_name=display)
+            made.append(name)
+    return made
 
 
 def demo_registry_path() -> Path:
@@ -55,6 +82,7 @@ async def run_demo(
     broker_port: int = 1884,
     data_dir: Path | None = None,
     locale: str = "zh",
+    password: str | None = None,
     stop: asyncio.Event | None = None,
     started: asyncio.Event | None = None,
 ) -> None:
@@ -81,6 +109,8 @@ async def run_demo(
         mqtt_client_id="riskwatch-demo",
         mqtt_protocol="3.1.1",  # amqtt speaks nothing newer
         sweep_interval_s=1.0,
+        # Reading without a login only where nobody else can reach the page.
+        api_anonymous_read=api_host in ("127.0.0.1", "localhost", "::1"),
     )
     service = Service(settings)
     start = time.time()
@@ -94,8 +124,14 @@ async def run_demo(
         await asyncio.wait({ready, service_task}, return_when=asyncio.FIRST_COMPLETED)
         if service_task.done():
             service_task.result()
+        assert service.users is not None
+        password = password or secrets.token_urlsafe(9)
+        made = await create_demo_users(service.users, password)
         print(f"riskwatch demo: open http://{api_host}:{service.api_port}/  "
               f"(data in {folder}; Ctrl-C stops)", flush=True)
+        if made:
+            print(f"  log in to act on alerts as {', '.join(made)} "
+                  f"(admin, county, town, enterprise), password: {password}", flush=True)
         if started is not None:
             started.set()
         waiter = asyncio.create_task((stop or asyncio.Event()).wait())

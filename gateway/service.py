@@ -32,7 +32,11 @@ from alerting.handling_store import HandlingStore
 from alerting.routing import DEFAULT_ROUTING, RoutingConfig, RoutingTree
 from alerting.silence_store import SilenceStore
 from alerting.silences import Silence
+from gateway.api.access import ANONYMOUS_VIEWER, Access
 from gateway.api.app import ApiContext, create_app
+from gateway.api.live import AlertHub
+from gateway.auth.passwords import Passwords
+from gateway.auth.users import UserStore
 from gateway.config import Settings, redact_url
 from gateway.ingest.decode import MessageDecoder
 from gateway.ingest.mqtt_source import MqttSource
@@ -43,6 +47,8 @@ from gateway.pipeline import Pipeline
 from gateway.registry import Registry, load_registry
 from gateway.routing_file import RoutingError, load_routing
 from gateway.storage.db import open_engine
+from gateway.storage.history import HistoryWriter, PointHistory
+from gateway.storage.point_minutes import PointMinuteStore
 from gateway.storage.quarantine_store import QuarantineStore
 from gateway.storage.writer import StoreWriter
 
@@ -56,8 +62,14 @@ class ServiceStartError(Exception):
 class Service:
     """``await Service(settings).run()`` until :meth:`stop` is called."""
 
-    def __init__(self, settings: Settings, registry: Registry | None = None) -> None:
+    def __init__(self, settings: Settings, registry: Registry | None = None, *,
+                 passwords: Passwords | None = None) -> None:
         self.settings = settings
+        self._passwords = passwords or Passwords()
+        self.hub = AlertHub()
+        """Live push to the dashboard: every changed alert goes through it."""
+        self.users: UserStore | None = None
+        """Users and sessions, on the service's database once :meth:`run` opened it."""
         self.registry = registry or load_registry(settings.registry)
         self.metrics = ServiceMetrics()
         self.pipeline = Pipeline(
@@ -65,6 +77,9 @@ class Service:
             sweep_interval_s=settings.sweep_interval_s, silence_k=settings.silence_k,
         )
         self._decoder = MessageDecoder(self.registry.index, max_future_s=settings.max_future_s)
+        self.history = PointHistory(self.registry.index)
+        """Minute aggregates and raw windows of every point, for the dashboard's charts."""
+        self._history_writer: HistoryWriter | None = None
         self.routing = _routing(settings)
         self._channel_types = {(name, channel_name(c)): c.type
                                for name, r in self.routing.receivers.items()
@@ -129,6 +144,15 @@ class Service:
                 alert_store, quarantine_store, outbox=outbox, events=handling.record_events,
                 on_enqueued=self.dispatcher.notify if self.dispatcher else None)
             await writer.submit([], [], self.notifications.restore(restored, told, now))
+            self._history_writer = HistoryWriter(PointMinuteStore(engine), self.registry.index)
+            users = self.users = UserStore(engine, self._passwords,
+                                           session_ttl_s=settings.session_ttl_s)
+            if await users.count() == 0 and not settings.api_anonymous_read:
+                log.warning("no users yet: nobody can log in to the API; add one with "
+                            "`riskwatch users add NAME --role admin`")
+            access = Access(users, self.registry,
+                            anonymous=ANONYMOUS_VIEWER if settings.api_anonymous_read
+                            else None)
             app = create_app(ApiContext(
                 registry=self.registry, engine=engine, alerts=alert_store,
                 quarantine=quarantine_store, pipeline=self.pipeline, metrics=self.metrics,
@@ -136,6 +160,7 @@ class Service:
                 on_handled=self.handled, on_silences_changed=self._reload_silences,
                 outbox=outbox,
                 on_outbox_changed=self.dispatcher.notify if self.dispatcher else None,
+                access=access, hub=self.hub, secure_cookie=settings.api_secure_cookie,
             ))
             server = uvicorn.Server(uvicorn.Config(
                 app, host=settings.api_host, port=settings.api_port, lifespan="off",
@@ -154,6 +179,8 @@ class Service:
     ) -> None:
         assert self.source is not None
         writer_task = asyncio.create_task(writer.run(), name="store-writer")
+        assert self._history_writer is not None
+        history_task = asyncio.create_task(self._history_writer.run(), name="history-writer")
         api_task = asyncio.create_task(server.serve(sockets=[listener]), name="api")
         while not server.started:
             if api_task.done():
@@ -168,8 +195,8 @@ class Service:
         self.ready.set()
         log.info("riskwatch API on http://%s:%s", self.settings.api_host, self.api_port)
         stop_task = asyncio.create_task(self._stop.wait())
-        await asyncio.wait({stop_task, source_task, sweep_task, writer_task, api_task},
-                           return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait({stop_task, source_task, sweep_task, writer_task, api_task,
+                            history_task}, return_when=asyncio.FIRST_COMPLETED)
         try:
             for task in (source_task, sweep_task):
                 task.cancel()
@@ -178,7 +205,10 @@ class Service:
             await self._flush()
             await self._publish(self.pipeline.drain(), [])  # held by bulk-judging rules
             await writer.close()
+            await self._history_writer.submit(self.history.take_all())  # open minutes too
+            await self._history_writer.close()
             await writer_task
+            await history_task
             if dispatch_task is not None and self.dispatcher is not None:
                 self.dispatcher.stop()  # sends in flight finish; the rest wait in the outbox
                 await dispatch_task
@@ -199,6 +229,7 @@ class Service:
         self.metrics.observe_decoded(decoded)
         with self.metrics.batch_seconds.time():
             changed = self.pipeline.process(decoded)
+        self.history.observe(decoded.samples)
         await self._publish(changed, decoded.rejections)
 
     async def _sweep_forever(self) -> None:
@@ -206,6 +237,8 @@ class Service:
             now = time.time()
             self.metrics.watermark.set(now)
             await self._publish(self.pipeline.advance(now), [], now)
+            if self._history_writer is not None:
+                await self._history_writer.submit(self.history.take_closed(now))
             due = min(self.pipeline.next_sweep_due, self.notifications.next_due)
             await asyncio.sleep(max(0.05, min(due, now + 60.0) - time.time()))
 
@@ -217,6 +250,7 @@ class Service:
             alert.id, stage=alert.stage, assignee=alert.assignee,
             acknowledged_at=alert.acknowledged_at, closed_at=alert.closed_at)
         assert self._writer is not None
+        self.hub.publish([alert])
         await self._writer.submit([], [], self.notifications.observe([alert], time.time()))
 
     def set_silences(self, silences: Sequence[Silence]) -> None:
@@ -236,6 +270,7 @@ class Service:
             self.metrics.observe_alerts(changed, len(self.pipeline.alerts.open_alerts()))
             for alert in changed:
                 log.info("alert %s %s L%d %s", alert.state, alert.kind, alert.level, alert.title)
+            self.hub.publish(changed)
         decided: EngineOutput = (self.notifications.observe(changed, now) if changed
                                  else self.notifications.tick(now))
         await self._writer.submit(changed, rejections, decided)

@@ -10,7 +10,8 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from alerting.migrate import migrate
+from gateway.auth.principal import Role
 from gateway.service import Service
 
 CST = timezone(timedelta(hours=8))
@@ -150,8 +152,28 @@ async def eventually(check: Callable[[], Awaitable[Any]], within_s: float = 15.0
         await asyncio.sleep(0.2)
 
 
-def api(svc: Service) -> httpx.AsyncClient:
-    return httpx.AsyncClient(base_url=f"http://127.0.0.1:{svc.api_port}", timeout=5)
+ADMIN_PASSWORD = "integration-admin-pw"
+
+
+async def login_headers(svc: Service, username: str = "admin", role: Role = "admin",
+                        scope: str | None = None) -> dict[str, str]:
+    """A bearer token of ``username`` on a running service (made with ``role`` first)."""
+    assert svc.users is not None, "the service is not running"
+    if await svc.users.get(username) is None:
+        await svc.users.create(username, ADMIN_PASSWORD, role, scope)
+    session = await svc.users.login(username, ADMIN_PASSWORD)
+    assert session is not None
+    return {"Authorization": f"Bearer {session.token}"}
+
+
+@asynccontextmanager
+async def api(svc: Service, username: str = "admin", role: Role = "admin",
+              scope: str | None = None) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client of the running service, logged in (as an admin by default)."""
+    headers = await login_headers(svc, username, role, scope)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{svc.api_port}", timeout=5,
+                                 headers=headers) as client:
+        yield client
 
 
 async def drop_everything(engine: AsyncEngine) -> None:

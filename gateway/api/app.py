@@ -2,8 +2,10 @@
 
 Routes read from the stores and from the live pipeline through :class:`ApiContext`,
 which the service builds at start-up; nothing is global, so a test can mount the app
-on any context.  Access control arrives with the dashboard issue; until then bind the
-API to loopback or put it behind the monitoring centre's reverse proxy.
+on any context.  Every route but health, metrics and the page's static files declares
+who may call it through :class:`~gateway.api.access.Access` (users with roles scoped
+by region or enterprise, :mod:`gateway.auth`), and lists only what the caller's scope
+holds.
 """
 
 from __future__ import annotations
@@ -17,13 +19,19 @@ from importlib import resources
 from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
-from fastapi import FastAPI, HTTPException, Query
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from alerting import Alert, AlertQuery, AlertStore, HandlingStore, Outbox, SilenceStore
+from gateway.api.access import Access, ApiError
+from gateway.api.auth_routes import auth_router
 from gateway.api.handling import handling_router
+from gateway.api.live import AlertHub, live_router
 from gateway.api.notifications import notifications_router
+from gateway.auth.principal import Principal
+from gateway.auth.users import UserStore
 from gateway.ingest.mqtt_source import MqttSource
 from gateway.ingest.rejections import Reason, rejection_to_json
 from gateway.ingest.timestamps import TimestampError, TimestampParser
@@ -59,8 +67,19 @@ class ApiContext:
     on_outbox_changed: Callable[[], None] | None = None
     """Called after a notification is put back to pending by hand; the service sets it
     to ``dispatcher.notify`` so the retry goes out at once, not at the next poll."""
+    access: Access | None = None
+    """Who may call what; built on ``engine`` (users table, no anonymous access) when
+    not given."""
+    hub: AlertHub | None = None
+    """Live push of alert changes; the service publishes into it."""
+    secure_cookie: bool = False
+    """Mark the session cookie ``Secure`` (when served over HTTPS by a proxy)."""
 
     def __post_init__(self) -> None:
+        if self.access is None:
+            self.access = Access(UserStore(self.engine), self.registry)
+        if self.hub is None:
+            self.hub = AlertHub()
         if self.handling is None:
             self.handling = HandlingStore(self.engine)
         if self.silences is None:
@@ -75,12 +94,23 @@ def create_app(ctx: ApiContext) -> FastAPI:
         version="0.1.0",
         summary="Risk monitoring of dust-explosion and metallurgy enterprises",
     )
+    assert ctx.access is not None
+    assert ctx.hub is not None
+    access = ctx.access
     parse_time = _TimeParam()
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return exc.response()
+
+    app.include_router(auth_router(access, secure_cookie=ctx.secure_cookie))
+    app.include_router(live_router(ctx.hub, access))
     app.include_router(handling_router(ctx))
     app.include_router(notifications_router(ctx))
 
     @app.get("/api/v1/alerts", tags=["alerts"])
     async def list_alerts(
+        principal: Principal = Depends(access.user),
         enterprise: str | None = None,
         region: Annotated[str | None, Query(pattern=r"^\d{6}(\d{3})?$")] = None,
         kind: str | None = None,
@@ -91,7 +121,17 @@ def create_app(ctx: ApiContext) -> FastAPI:
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         offset: Annotated[int, Query(ge=0)] = 0,
     ) -> dict[str, Any]:
-        """Alerts newest first; ``since``/``until`` select alerts active in that range."""
+        """Alerts newest first; ``since``/``until`` select alerts active in that range.
+
+        Only alerts of the caller's area: a town user asking for its county gets its
+        town's; asking for another area is 403 ``forbidden``."""
+        region = access.region_filter(principal, region)
+        if enterprise is not None and not access.sees_enterprise(principal, enterprise):
+            raise ApiError(403, "forbidden", f"enterprise {enterprise} is outside your area")
+        try:
+            enterprise = principal.narrow_enterprise(enterprise)
+        except PermissionError as exc:
+            raise ApiError(403, "forbidden", str(exc)) from None
         query = AlertQuery(
             enterprise_id=enterprise, region=region, kind=kind, level=level, state=state,
             since=parse_time("since", since), until=parse_time("until", until),
@@ -103,28 +143,39 @@ def create_app(ctx: ApiContext) -> FastAPI:
                 "limit": limit, "offset": offset}
 
     @app.get("/api/v1/alerts/{alert_id}", tags=["alerts"])
-    async def get_alert(alert_id: str) -> dict[str, Any]:
-        alert = await ctx.alerts.get(alert_id)
-        if alert is None:
-            raise HTTPException(404, f"no alert with id {alert_id!r}")
+    async def get_alert(alert_id: str,
+                        principal: Principal = Depends(access.user)) -> dict[str, Any]:
+        alert = access.alert_or_404(principal, await ctx.alerts.get(alert_id), alert_id)
         return alert.to_json()
 
     @app.get("/api/v1/enterprises", tags=["registry"])
-    async def list_enterprises(region: str | None = None) -> dict[str, Any]:
-        """Enterprises with their devices' liveness and open alert counts."""
-        return {"items": _enterprises(ctx, region)}
+    async def list_enterprises(principal: Principal = Depends(access.user),
+                               region: str | None = None) -> dict[str, Any]:
+        """Enterprises of the caller's area with their devices' liveness and open
+        alert counts."""
+        if region is not None:
+            access.region_filter(principal, region)  # 403 outside the area
+        items = [e for e in _enterprises(ctx, region)
+                 if principal.sees(e["id"], e["region"])]
+        return {"items": items}
 
     @app.get("/api/v1/quarantine", tags=["ingest"])
     async def list_quarantine(
+        principal: Principal = Depends(access.user),
         enterprise: str | None = None,
         device: str | None = None,
         reason: Reason | None = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         offset: Annotated[int, Query(ge=0)] = 0,
     ) -> dict[str, Any]:
-        """Refused messages, newest first, with the reason and the payload sent."""
+        """Refused messages, newest first, with the reason and the payload sent.
+
+        An enterprise sees its own; a regulator its area's; messages that name no
+        registered enterprise only an administrator."""
+        scoped = access.enterprise_filter(principal, enterprise)
         rows = await ctx.quarantine.query(QuarantineQuery(
-            enterprise_id=enterprise, device_id=device,
+            enterprise_id=scoped if isinstance(scoped, str) else None,
+            enterprise_ids=scoped if isinstance(scoped, tuple) else None, device_id=device,
             reason=reason.value if reason else None, limit=limit, offset=offset,
         ))
         return {"items": [_quarantine_json(r) for r in rows], "limit": limit, "offset": offset}
@@ -144,6 +195,9 @@ def create_app(ctx: ApiContext) -> FastAPI:
         page = resources.files("gateway").joinpath("static/index.html").read_text("utf-8")
         return HTMLResponse(page)
 
+    static = resources.files("gateway").joinpath("static")
+    app.mount("/static", StaticFiles(directory=str(static)), name="static")
+
     return app
 
 
@@ -160,7 +214,7 @@ class _TimeParam:
         try:
             return self._parser.parse(value)
         except TimestampError as exc:
-            raise HTTPException(422, f"{name}: {exc}") from None
+            raise ApiError(422, "invalid_time", f"{name}: {exc}") from None
 
 
 def _enterprises(ctx: ApiContext, region: str | None) -> list[dict[str, Any]]:

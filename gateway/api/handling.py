@@ -9,9 +9,13 @@ reloads them through :attr:`ApiContext.on_silences_changed`.
 
 Errors this module raises have one body shape, ``{"error": <stable code>, "detail":
 <message>}``; a body or parameter that fails validation gets FastAPI's own 422 shape
-(``{"detail": [{"loc": .., "msg": .., "type": ..}]}``).  Until access control arrives
-the actor is whatever the request says; put the API behind the monitoring centre's
-proxy.
+(``{"detail": [{"loc": .., "msg": .., "type": ..}]}``).
+
+Who may act (:mod:`gateway.api.access`): an enterprise user acknowledges, feeds back
+and comments on its own alerts; regulators (town, county, admin) take every action on
+their area's alerts and alone see and make silences, which must name enterprises or
+regions of their area.  The actor recorded in the audit trail is the logged-in user;
+an ``actor`` in the body is ignored.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -32,6 +36,8 @@ from alerting.silence_store import SilenceNotFound, SilenceStore, new_silence_id
 from alerting.silences import MATCHER_KEYS, Silence
 from alerting.timefmt import format_ts, to_ms
 from alerting.workflow import Action, AuditEvent, WorkflowError
+from gateway.api.access import ApiError, forbidden
+from gateway.auth.principal import Principal
 from gateway.ingest.timestamps import TimestampError, TimestampParser
 
 if TYPE_CHECKING:
@@ -45,8 +51,12 @@ MAX_COMMENT = 4000
 MAX_DATA_BYTES = 16_384
 """Size of an action's ``data`` as JSON: enough for photos' URLs, not for the photos."""
 
-_ACTOR_NOTE = ("Until access control arrives (a later issue) the actor is taken from the "
-               "request as sent; it will then come from the authenticated user.")
+_ACTOR_NOTE = ("Ignored: the audit trail records the logged-in user.  Kept so older "
+               "clients' requests are still accepted.")
+
+ENTERPRISE_ACTIONS: frozenset[str] = frozenset({"acknowledge", "feedback", "comment"})
+"""What an enterprise user may do to its own alerts: confirm it saw one, report what it
+did, add a remark; dispatching, verifying and closing are the regulator's."""
 
 
 # --- bodies -----------------------------------------------------------------------------
@@ -55,9 +65,9 @@ class ActionRequest(BaseModel):
     """Body of a workflow action."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
-        {"actor": "县应急局 王五", "assignee": "张三", "comment": "请现场核实除尘器压差"}]})
+        {"assignee": "张三", "comment": "请现场核实除尘器压差"}]})
 
-    actor: str = Field(max_length=MAX_NAME, description=f"Who takes the action. {_ACTOR_NOTE}")
+    actor: str | None = Field(None, max_length=MAX_NAME, description=_ACTOR_NOTE)
     comment: str | None = Field(None, max_length=MAX_COMMENT, description=(
         "Required by feedback, reject, dismiss and comment."))
     assignee: str | None = Field(None, max_length=MAX_NAME, description=(
@@ -84,7 +94,7 @@ class SilenceRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"matchers": {"enterprise": "E370829001", "device": ["DC1", "DC2"]},
          "starts_at": "2026-11-24T20:00:00+08:00", "duration_s": 7200,
-         "created_by": "县应急局 王五", "comment": "除尘器停机检修"}]})
+         "comment": "除尘器停机检修"}]})
 
     matchers: dict[str, _MatcherValue | Annotated[list[_MatcherValue], Field(max_length=500)]] = (
         Field(description=(
@@ -96,7 +106,7 @@ class SilenceRequest(BaseModel):
                                          "ms; default now")
     ends_at: _TimeValue | None = Field(None, description="RFC 3339 with offset or epoch ms")
     duration_s: float | None = Field(None, gt=0, description="Alternative to ends_at")
-    created_by: str = Field(max_length=MAX_NAME, description=_ACTOR_NOTE)
+    created_by: str | None = Field(None, max_length=MAX_NAME, description=_ACTOR_NOTE)
     comment: str = Field(max_length=MAX_COMMENT, description="Why: shown with every "
                          "notification the silence mutes")
 
@@ -196,6 +206,14 @@ def handling_router(ctx: ApiContext, *, clock: Callable[[], float] = time.time) 
     silences = ctx.silences if ctx.silences is not None else SilenceStore(ctx.engine)
     router = APIRouter()
     times = TimestampParser()
+    access = ctx.access
+    assert access is not None
+
+    async def silence_or_404(principal: Principal, silence_id: str) -> Silence:
+        silence = await silences.get(silence_id)
+        if silence is None or not access.matchers_in_scope(principal, silence.matchers):
+            raise ApiError(404, "silence_not_found", f"no silence with id {silence_id!r}")
+        return silence
 
     @router.post("/api/v1/alerts/{alert_id}/{action}", tags=["handling"],
                  summary="Take a handling action", response_model=ActionResponse,
@@ -207,10 +225,15 @@ def handling_router(ctx: ApiContext, *, clock: Callable[[], float] = time.time) 
                      "alert's stage does not allow it (another operator was first); 422 "
                      "`missing_comment`, `missing_assignee`, `missing_actor`.  "
                      + _ACTOR_NOTE))
-    async def act(alert_id: str, action: Action, body: ActionRequest) -> Any:
+    async def act(alert_id: str, action: Action, body: ActionRequest,
+                  principal: Principal = Depends(access.writer)) -> Any:
+        access.alert_or_404(principal, await ctx.alerts.get(alert_id), alert_id)
+        if principal.role == "enterprise" and action not in ENTERPRISE_ACTIONS:
+            raise forbidden(f"an enterprise may {', '.join(sorted(ENTERPRISE_ACTIONS))} "
+                            f"its alerts; {action} is the regulator's")
         try:
             alert, event = await handling.act(
-                alert_id, action, actor=body.actor, at=clock(), comment=body.comment,
+                alert_id, action, actor=principal.actor, at=clock(), comment=body.comment,
                 assignee=body.assignee, data=body.data)
         except AlertNotFound as exc:
             return _error(404, "alert_not_found", str(exc))
@@ -224,69 +247,79 @@ def handling_router(ctx: ApiContext, *, clock: Callable[[], float] = time.time) 
     @router.get("/api/v1/alerts/{alert_id}/history", tags=["handling"],
                 summary="Audit trail of an alert", response_model=HistoryResponse,
                 responses=_errors(404))
-    async def history(alert_id: str) -> Any:
+    async def history(alert_id: str, principal: Principal = Depends(access.user)) -> Any:
         """The alert's audit trail oldest first: people's actions and the system's."""
-        alert = await ctx.alerts.get(alert_id)
-        if alert is None:
-            return _error(404, "alert_not_found", f"no alert with id {alert_id!r}")
+        alert = access.alert_or_404(principal, await ctx.alerts.get(alert_id), alert_id)
         tz = alert.subject.timezone
         return {"items": [_event_json(e, tz) for e in await handling.history(alert_id)]}
 
     @router.get("/api/v1/silences", tags=["silences"], summary="List silences",
                 response_model=SilenceList)
     async def list_silences(
+        principal: Principal = Depends(access.regulator),
         state: Annotated[Literal["active", "all"], Query(
             description="active: muting now; all: also scheduled and ended ones")] = "all",
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         offset: Annotated[int, Query(ge=0)] = 0,
     ) -> Any:
-        """Silences newest created first; expired ones stay listed under ``all``."""
+        """Silences newest created first; expired ones stay listed under ``all``.
+        A town or county user sees those that mute only its area."""
         now = clock()
         active_at = now if state == "active" else None
-        items = await silences.list(active_at=active_at, limit=limit, offset=offset)
-        total = await silences.count(active_at=active_at)
+        if principal.role == "admin":
+            items = await silences.list(active_at=active_at, limit=limit, offset=offset)
+            total = await silences.count(active_at=active_at)
+        else:  # silences are few: filter all of them by scope, then page
+            every = await silences.list(active_at=active_at, limit=1_000_000)
+            mine = [s for s in every if access.matchers_in_scope(principal, s.matchers)]
+            items, total = mine[offset:offset + limit], len(mine)
         return {"items": [_silence_json(s, now) for s in items], "total": total,
                 "limit": limit, "offset": offset}
 
     @router.post("/api/v1/silences", tags=["silences"], summary="Create a silence", status_code=201,
                  response_model=SilenceBody, responses=_errors(422))
-    async def create_silence(body: SilenceRequest) -> Any:
+    async def create_silence(
+            body: SilenceRequest,
+            principal: Principal = Depends(access.regulator_writer)) -> Any:
         """Mute notifications (not alerts) of matching alerts for a time window.
 
         422 ``invalid_silence``: no matcher, an unknown matcher key, an end not after
         the start or already past, neither or both of ``ends_at`` and ``duration_s``.
+        403 ``forbidden`` when a town or county user's silence does not name
+        enterprises or regions of its own area (it could mute others' alerts).
         """
         now = clock()
         try:
-            silence = _new_silence(body, now, times)
+            silence = _new_silence(body, now, times, principal.actor)
         except ValueError as exc:
             return _error(422, "invalid_silence", str(exc))
+        if not access.matchers_in_scope(principal, silence.matchers):
+            raise forbidden("a silence of yours must name enterprises (enterprise) or "
+                            "regions (region) of your area")
         stored = await silences.create(silence)
         await _notify(ctx.on_silences_changed)
         return _silence_json(stored, now)
 
     @router.get("/api/v1/silences/{silence_id}", tags=["silences"], summary="Get a silence",
                 response_model=SilenceBody, responses=_errors(404))
-    async def get_silence(silence_id: str) -> Any:
-        silence = await silences.get(silence_id)
-        if silence is None:
-            return _error(404, "silence_not_found", f"no silence with id {silence_id!r}")
-        return _silence_json(silence, clock())
+    async def get_silence(silence_id: str,
+                          principal: Principal = Depends(access.regulator)) -> Any:
+        return _silence_json(await silence_or_404(principal, silence_id), clock())
 
     @router.delete("/api/v1/silences/{silence_id}", tags=["silences"], summary="Expire a silence",
                    response_model=SilenceBody, responses=_errors(404, 422))
     async def expire_silence(
         silence_id: str,
-        actor: Annotated[str, Query(max_length=MAX_NAME, description=_ACTOR_NOTE)],
+        principal: Principal = Depends(access.regulator_writer),
+        actor: Annotated[str | None, Query(max_length=MAX_NAME, description=_ACTOR_NOTE)]
+        = None,
     ) -> Any:
         """End a silence now; it is kept (listed under ``state=all``) with
         ``expired_by``.  Expiring one that has already ended changes nothing."""
-        if not actor.strip():
-            return _error(422, "missing_actor", "expiring a silence needs the name of "
-                          "who does it")
+        await silence_or_404(principal, silence_id)
         now = clock()
         try:
-            silence = await silences.expire(silence_id, actor=actor, at=now)
+            silence = await silences.expire(silence_id, actor=principal.actor, at=now)
         except SilenceNotFound as exc:
             return _error(404, "silence_not_found", str(exc))
         await _notify(ctx.on_silences_changed)
@@ -348,7 +381,8 @@ def _silence_json(silence: Silence, now: float) -> dict[str, Any]:
     }
 
 
-def _new_silence(body: SilenceRequest, now: float, times: TimestampParser) -> Silence:
+def _new_silence(body: SilenceRequest, now: float, times: TimestampParser,
+                 created_by: str) -> Silence:
     """The silence a request asks for; ``ValueError`` says what is wrong with it."""
     if (body.ends_at is None) == (body.duration_s is None):
         raise ValueError("give either ends_at or duration_s")
@@ -360,7 +394,7 @@ def _new_silence(body: SilenceRequest, now: float, times: TimestampParser) -> Si
                                        (raw if isinstance(raw, list) else [raw])) if v)
                 for key, raw in body.matchers.items()}
     silence = Silence(id=new_silence_id(), matchers=matchers, starts_at=starts_at,
-                      ends_at=ends_at, created_by=body.created_by.strip(),
+                      ends_at=ends_at, created_by=created_by,
                       comment=body.comment.strip(), created_at=now)
     if silence.ends_at <= now:
         raise ValueError("a silence must end in the future")

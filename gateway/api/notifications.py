@@ -13,6 +13,9 @@ Every notification the engine decides is a row of the outbox (:mod:`alerting.out
 Times are RFC 3339 in UTC (``Z``): apart from ``created_at`` (the engine's event time)
 they are the dispatcher's bookkeeping, which belongs to no site's zone.  Errors have
 the handling API's shape, ``{"error": <stable code>, "detail": <message>}``.
+
+Regulators only (town, county, admin), each for its own area's enterprises: who was
+told what is the supervisors' bookkeeping, not the enterprise's.
 """
 
 from __future__ import annotations
@@ -22,13 +25,15 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from alerting.outbox import NotDead, NotificationNotFound, Outbox, OutboxEntry, OutboxState
 from alerting.timefmt import format_ts
+from gateway.api.access import ApiError
 from gateway.api.handling import ErrorBody
+from gateway.auth.principal import Principal
 
 if TYPE_CHECKING:
     from gateway.api.app import ApiContext
@@ -97,10 +102,13 @@ def notifications_router(ctx: ApiContext, *,
     """
     outbox = ctx.outbox if ctx.outbox is not None else Outbox(ctx.engine)
     router = APIRouter()
+    access = ctx.access
+    assert access is not None
 
     @router.get("/api/v1/notifications", tags=["notifications"],
                 summary="List notifications", response_model=NotificationList)
     async def list_notifications(
+        principal: Principal = Depends(access.regulator),
         state: OutboxState | None = None,
         enterprise: str | None = None,
         alert: Annotated[str | None, Query(description=(
@@ -113,21 +121,22 @@ def notifications_router(ctx: ApiContext, *,
         ``state=dead`` lists what needs a person; ``state=pending`` what is waiting
         or being retried, with ``last_error`` and ``next_attempt_at``.
         """
-        items = await outbox.find(state=state, enterprise_id=enterprise, alert_id=alert,
+        scoped = access.enterprise_filter(principal, enterprise)
+        items = await outbox.find(state=state, enterprise_id=scoped, alert_id=alert,
                                   limit=limit, offset=offset)
-        total = await outbox.count(state=state, enterprise_id=enterprise, alert_id=alert)
+        total = await outbox.count(state=state, enterprise_id=scoped, alert_id=alert)
         return {"items": [_notification_json(e) for e in items], "total": total,
                 "limit": limit, "offset": offset}
 
     @router.get("/api/v1/alerts/{alert_id}/notifications", tags=["notifications"],
                 summary="Who was told about an alert", response_model=NotificationList,
                 responses=_errors(404))
-    async def alert_notifications(alert_id: str, limit: _Limit = 1000,
-                                  offset: _Offset = 0) -> Any:
+    async def alert_notifications(alert_id: str,
+                                  principal: Principal = Depends(access.regulator),
+                                  limit: _Limit = 1000, offset: _Offset = 0) -> Any:
         """Every notification about the alert, oldest first, in every state: sent (and
         when), still pending (and why), dead (and why), muted by a silence."""
-        if await ctx.alerts.get(alert_id) is None:
-            return _error(404, "alert_not_found", f"no alert with id {alert_id!r}")
+        access.alert_or_404(principal, await ctx.alerts.get(alert_id), alert_id)
         items = await outbox.find(alert_id=alert_id, order="oldest", limit=limit,
                                   offset=offset)
         total = await outbox.count(alert_id=alert_id)
@@ -137,7 +146,8 @@ def notifications_router(ctx: ApiContext, *,
     @router.post("/api/v1/notifications/{key}/retry", tags=["notifications"],
                  summary="Send a dead notification again", response_model=NotificationBody,
                  responses=_errors(404, 409))
-    async def retry(key: str) -> Any:
+    async def retry(key: str,
+                    principal: Principal = Depends(access.regulator_writer)) -> Any:
         """Put a ``dead`` notification back to ``pending``, due now, with its attempts
         counted from zero again; the dispatcher is woken to send it.
 
@@ -147,6 +157,11 @@ def notifications_router(ctx: ApiContext, *,
         409 ``not_dead`` for a pending, sent or muted one; 404
         ``notification_not_found``.
         """
+        found = await outbox.get(key)
+        if found is None or not access.sees_enterprise(principal,
+                                                        found.notification.enterprise_id):
+            raise ApiError(404, "notification_not_found",
+                           f"no notification with key {key!r}")
         try:
             entry = await outbox.retry_dead(key, clock())
         except NotificationNotFound as exc:

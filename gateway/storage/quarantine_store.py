@@ -37,6 +37,8 @@ quarantine_table = sa.Table(
 @dataclass(frozen=True)
 class QuarantineQuery:
     enterprise_id: str | None = None
+    enterprise_ids: tuple[str, ...] | None = None
+    """Any of these (a regulator's area); rows of no known enterprise never match."""
     device_id: str | None = None
     reason: str | None = None
     limit: int = 100
@@ -75,6 +77,8 @@ class QuarantineStore:
         stmt = sa.select(quarantine_table).order_by(quarantine_table.c.id.desc())
         if q.enterprise_id is not None:
             stmt = stmt.where(quarantine_table.c.enterprise_id == q.enterprise_id)
+        if q.enterprise_ids is not None:
+            stmt = stmt.where(quarantine_table.c.enterprise_id.in_(q.enterprise_ids))
         if q.device_id is not None:
             stmt = stmt.where(quarantine_table.c.device_id == q.device_id)
         if q.reason is not None:

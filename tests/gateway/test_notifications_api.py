@@ -26,6 +26,7 @@ from gateway.pipeline import Pipeline
 from gateway.registry import Registry
 from gateway.storage.db import open_engine
 from gateway.storage.quarantine_store import QuarantineStore
+from tests.auth_helpers import bearer, fast_access
 from tests.gateway.test_handling_api import T0, make_alert
 from tests.helpers import fresh_schema
 
@@ -47,11 +48,13 @@ async def api(database_url: str, small_registry: Registry) -> AsyncIterator[Api]
     alerts = AlertStore(engine)
     ctx = ApiContext(registry=small_registry, engine=engine, alerts=alerts,
                      quarantine=QuarantineStore(engine), pipeline=Pipeline(small_registry),
-                     metrics=ServiceMetrics())
+                     metrics=ServiceMetrics(), access=fast_access(engine, small_registry))
     assert ctx.outbox is not None  # built from the engine when not given
     app = create_app(ctx)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
                                  base_url="http://api") as http:
+        assert ctx.access is not None
+        http.headers.update(await bearer(ctx.access, "admin"))
         api = Api(http=http, outbox=ctx.outbox, alerts=alerts, app=app, ctx=ctx)
 
         def wake() -> None:

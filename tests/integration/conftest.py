@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.auth.passwords import FAST, Passwords
 from gateway.config import Settings
 from gateway.service import Service
 from tests.helpers import Publisher
@@ -62,7 +63,7 @@ async def service(
         api_port=0,
         sweep_interval_s=0.5,
     )
-    svc = Service(settings)
+    svc = Service(settings, passwords=Passwords(FAST))
     task = asyncio.create_task(svc.run())
     await asyncio.wait_for(svc.ready.wait(), 15)
     assert svc.source is not None

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.auth.passwords import FAST, Passwords
 from gateway.config import Settings
 from gateway.service import Service
 from tests.helpers import PrivateBroker, Publisher, api, eventually, free_port, now_ts
@@ -55,7 +56,7 @@ def settings_for(tmp_path: Path, port: int) -> Settings:
 
 
 async def start(settings: Settings) -> tuple[Service, asyncio.Task[None]]:
-    service = Service(settings)
+    service = Service(settings, passwords=Passwords(FAST))
     task = asyncio.create_task(service.run())
     await asyncio.wait_for(service.ready.wait(), 15)
     assert service.source is not None
