@@ -20,9 +20,12 @@ from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
 from fastapi import Depends, FastAPI, Query, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from alerting import Alert, AlertQuery, AlertStore, HandlingStore, Outbox, SilenceStore
 from gateway.api.access import Access, ApiError
@@ -102,6 +105,20 @@ def create_app(ctx: ApiContext) -> FastAPI:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
         return exc.response()
+
+    # Every error carries a stable ``error`` code; FastAPI's own 422 keeps its list of
+    # problems under ``detail`` (clients already read it there), its 404/405 their text.
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"error": "invalid_request",
+                             "detail": jsonable_encoder(exc.errors())}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code,
+                                                                   f"http_{exc.status_code}")
+        return JSONResponse({"error": code, "detail": exc.detail},
+                            status_code=exc.status_code, headers=exc.headers)
 
     app.include_router(auth_router(access, secure_cookie=ctx.secure_cookie))
     app.include_router(live_router(ctx.hub, access))

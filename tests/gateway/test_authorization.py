@@ -316,3 +316,17 @@ async def test_login_logout_and_disabled_users(world: World) -> None:
     assert (await call(world, "ent_b", "GET", "/api/v1/alerts")).status_code == 401
     own = await call(world, "admin", "PATCH", "/api/v1/users/admin", {"disabled": True})
     assert (own.status_code, own.json()["error"]) == (422, "invalid_user")
+
+
+async def test_the_openapi_schema_is_valid_and_documents_every_error_shape(
+        world: World) -> None:
+    from openapi_spec_validator import validate
+
+    schema = world.app.openapi()
+    validate(schema)  # raises on an invalid OpenAPI 3.1 document
+    assert len(schema["paths"]) >= 15
+    unknown = await call(world, "admin", "GET", "/api/v1/nothing-here")
+    assert unknown.json() == {"error": "not_found", "detail": "Not Found"}
+    invalid = await call(world, "admin", "GET", "/api/v1/alerts?level=9")
+    assert invalid.json()["error"] == "invalid_request"
+    assert isinstance(invalid.json()["detail"], list)
