@@ -37,6 +37,7 @@ from gateway.ingest.quarantine_file import QuarantineFile
 from gateway.ingest.rejections import Reason, Rejection
 from gateway.pipeline import Pipeline
 from gateway.registry import Registry
+from gateway.storage.history import PointHistory
 
 FLUSH_SAMPLES = 32_768
 """Buffered samples that trigger a detector batch even without a sweep due."""
@@ -81,11 +82,13 @@ def replay_recording(
     quarantine_out: Path | None = None,
     notifications_out: Path | None = None,
     options: ReplayOptions | None = None,
+    history: PointHistory | None = None,
 ) -> ReplayReport:
     """Replay ``input_path`` and write one JSON line per alert (final state) to
     ``alerts_out``, ordered by ``detected_at``; refused input goes to
     ``quarantine_out`` (default: beside the alerts, ``*.quarantine.jsonl``); decided
-    notifications, in decision order, to ``notifications_out`` if given."""
+    notifications, in decision order, to ``notifications_out`` if given.  ``history``,
+    if given, is fed every batch the pipeline gets; the caller takes its minutes."""
     opts = options or ReplayOptions()
     pipeline = Pipeline(
         registry, locale=opts.locale, sweep_interval_s=opts.sweep_interval_s,
@@ -114,6 +117,8 @@ def replay_recording(
         def run(decoded: Decoded) -> None:
             _account(report, decoded, quarantine)
             keep(pipeline.process(decoded))
+            if history is not None:
+                history.observe(decoded.samples)
 
         with _progress(input_path, opts.progress) as advance_bar:
             # Hot loop: locals instead of attribute lookups, one call per line.
