@@ -161,6 +161,7 @@ class Service:
                 outbox=outbox,
                 on_outbox_changed=self.dispatcher.notify if self.dispatcher else None,
                 access=access, hub=self.hub, secure_cookie=settings.api_secure_cookie,
+                history=self.history,
             ))
             server = uvicorn.Server(uvicorn.Config(
                 app, host=settings.api_host, port=settings.api_port, lifespan="off",

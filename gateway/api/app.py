@@ -33,6 +33,7 @@ from gateway.api.auth_routes import auth_router
 from gateway.api.handling import handling_router
 from gateway.api.live import AlertHub, live_router
 from gateway.api.notifications import notifications_router
+from gateway.api.series import series_router
 from gateway.auth.principal import Principal
 from gateway.auth.users import UserStore
 from gateway.ingest.mqtt_source import MqttSource
@@ -41,6 +42,7 @@ from gateway.ingest.timestamps import TimestampError, TimestampParser
 from gateway.metrics import ServiceMetrics
 from gateway.pipeline import Pipeline
 from gateway.registry import Registry
+from gateway.storage.history import PointHistory
 from gateway.storage.quarantine_store import QuarantineQuery, QuarantineStore
 
 AlertState = Literal["firing", "acknowledged", "resolved", "closed"]
@@ -77,6 +79,8 @@ class ApiContext:
     """Live push of alert changes; the service publishes into it."""
     secure_cookie: bool = False
     """Mark the session cookie ``Secure`` (when served over HTTPS by a proxy)."""
+    history: PointHistory | None = None
+    """Minutes still open and raw windows of every point, for the history route."""
 
     def __post_init__(self) -> None:
         if self.access is None:
@@ -124,6 +128,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
     app.include_router(live_router(ctx.hub, access))
     app.include_router(handling_router(ctx))
     app.include_router(notifications_router(ctx))
+    app.include_router(series_router(ctx, access=access, history=ctx.history))
 
     @app.get("/api/v1/alerts", tags=["alerts"])
     async def list_alerts(

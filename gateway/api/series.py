@@ -32,10 +32,11 @@ import time
 from typing import Annotated, Any, Literal, Protocol
 
 import numpy as np
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.api.access import ApiError
+from gateway.api.access import Access, ApiError
+from gateway.auth.principal import Principal
 from gateway.ingest.timestamps import TimestampError, TimestampParser
 from gateway.pipeline import Pipeline
 from gateway.registry import Registry, RegistryIndex
@@ -65,12 +66,17 @@ class SeriesContext(Protocol):
     def pipeline(self) -> Pipeline: ...
 
 
-def series_router(ctx: SeriesContext, *, history: PointHistory | None = None) -> APIRouter:
+def series_router(ctx: SeriesContext, *, access: Access | None = None,
+                  history: PointHistory | None = None) -> APIRouter:
     """Routes of the points' history.  ``history``: the service's
     :class:`PointHistory` (default: ``ctx.history`` if the context has one).  Without
     one, ``1m`` reads the table only and ``raw`` the pipeline's 16-sample evidence
-    windows."""
+    windows.  ``access``: who may read which enterprise (the app always gives it; only
+    the router's own unit tests mount it without)."""
     router = APIRouter(tags=["history"])
+
+    async def caller(request: Request) -> Principal | None:
+        return None if access is None else await access.user(request)
     store = PointMinuteStore(ctx.engine)
     parser = TimestampParser()
 
@@ -80,10 +86,10 @@ def series_router(ctx: SeriesContext, *, history: PointHistory | None = None) ->
         found = getattr(ctx, "history", None)
         return found if isinstance(found, PointHistory) else None
 
-    # access: enterprise-scoped
     @router.get("/api/v1/enterprises/{enterprise_id}/series")
     async def get_series(
         enterprise_id: str,
+        principal: Principal | None = Depends(caller),
         since: Annotated[str | None, Query(description="RFC 3339 or epoch ms")] = None,
         until: Annotated[str | None, Query(description="RFC 3339 or epoch ms")] = None,
         device: Annotated[str | None, Query(description="Only this device")] = None,
@@ -91,6 +97,9 @@ def series_router(ctx: SeriesContext, *, history: PointHistory | None = None) ->
         resolution: Resolution = "1m",
     ) -> dict[str, Any]:
         """Each point's history in ``[since, until)``: minute aggregates or raw samples."""
+        if access is not None:
+            assert principal is not None
+            access.enterprise_or_404(principal, enterprise_id)  # outside the area: 404
         index = ctx.registry.index
         enterprise = index.enterprise_index.get(enterprise_id)
         if enterprise is None:

@@ -180,6 +180,10 @@ TABLE: list[tuple[str, str, str, dict[str, Any] | None, int]] = [
     ("ent_a", "GET", "/api/v1/quarantine?enterprise=E320583002", None, 403),
     ("county_a", "GET", "/api/v1/quarantine?enterprise=E320583002", None, 403),
     ("ent_a", "GET", "/api/v1/quarantine?enterprise=E370829001", None, 200),
+    # point history
+    ("ent_a", "GET", "/api/v1/enterprises/E320583002/series", None, 404),
+    ("town_b", "GET", "/api/v1/enterprises/E370829001/series", None, 404),
+    ("county_a", "GET", "/api/v1/enterprises/E370829001/series", None, 200),
     # users: administrators only
     ("county_a", "GET", "/api/v1/users", None, 403),
     ("town_a", "POST", "/api/v1/users", NEW_USER, 403),
@@ -216,6 +220,7 @@ def _template_of(path: str) -> str:
                   r"comment|feedback)$", r"/alerts/{alert_id}/{action}", path)
     path = re.sub(r"/alerts/ALERT[AB]$", "/alerts/{alert_id}", path)
     path = re.sub(r"/silences/SIL[AB]$", "/silences/{silence_id}", path)
+    path = re.sub(r"/enterprises/E\d+/series$", "/enterprises/{enterprise_id}/series", path)
     path = re.sub(r"/notifications/\{N[AB]\}/retry$", "/notifications/{key}/retry", path)
     return re.sub(r"/users/[\w-]+$", "/users/{username}", path)
 
