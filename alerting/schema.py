@@ -193,3 +193,23 @@ point_minutes_table = sa.Table(
 the registry, so (device, point, minute) is the key; enterprise-wide range reads use
 the second index.  Late samples merge into their row (upsert), see
 :mod:`gateway.storage.aggregates`."""
+
+# 0005: production status declared through the API (停产 periods), besides the registry's.
+
+declared_periods_table = sa.Table(
+    "declared_periods",
+    alerting_metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("enterprise_id", sa.String(64), nullable=False, index=True),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("from_ms", sa.BigInteger, nullable=False),
+    sa.Column("to_ms", sa.BigInteger, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("created_by", sa.String(128), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("withdrawn_by", sa.String(128)),
+    sa.Column("withdrawn_at", sa.BigInteger),
+)
+"""A declared production status (``stopped``: 停产, the hidden-operation rule's premise)
+of an enterprise for a period.  Withdrawn periods are kept with who withdrew them: a
+declaration is a regulatory statement, and a withdrawn one may itself be evidence."""

@@ -24,7 +24,7 @@ busiest meter in the batch (one or two in live operation and replay).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -85,6 +85,9 @@ class HiddenOperationDetector:
     """
 
     rule = "hidden_operation"
+    _stop_enterprise: NDArray[np.int64]
+    _stop_from: NDArray[np.float64]
+    _stop_to: NDArray[np.float64]
 
     def __init__(
         self,
@@ -134,13 +137,31 @@ class HiddenOperationDetector:
 
     def set_stops(self, stop_enterprise: ArrayLike, stop_from: ArrayLike,
                   stop_to: ArrayLike) -> None:
-        """Replace the declared stops (the registry or the API changed them)."""
+        """Replace the declared stops (the registry or the API changed them).
+
+        Episodes under way keep going when their stop still covers where it began (it
+        may have been lengthened or merged with a new one): their stop row is looked up
+        again in the new table, so the next sample does not read a renumbered row as a
+        different stop.  An episode whose stop was withdrawn ends at its next sample.
+        """
         e = np.asarray(stop_enterprise, dtype=np.int64)
         f = np.asarray(stop_from, dtype=np.float64)
         t = np.asarray(stop_to, dtype=np.float64)
         order = np.lexsort((f, e))
+        had = getattr(self, "_stop_key", None) is not None
+        old_enterprise = self._stop_enterprise if had else e
+        old_from = self._stop_from if had else f
         self._stop_enterprise, self._stop_from, self._stop_to = e[order], f[order], t[order]
         self._stop_key = _key(self._stop_enterprise, self._stop_from)
+        if not had:
+            return
+        held = np.flatnonzero(self._stop >= 0)
+        if held.shape[0]:
+            rows = self._stop[held]
+            self._stop[held] = self.stop_at(old_enterprise[rows], old_from[rows])
+        for enterprise, fired in list(self.fired.items()):
+            new = self.stop_at(old_enterprise[[fired.stop]], old_from[[fired.stop]])
+            self.fired[enterprise] = replace(fired, stop=int(new[0]))
 
     @property
     def active(self) -> NDArray[np.bool_]:

@@ -10,6 +10,7 @@ deterministic and lets the live service run it inline on the event loop (a batch
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -32,7 +33,7 @@ from gateway.conditions import ConditionMapper
 from gateway.ingest.decode import Decoded, DeviceStatus
 from gateway.plant_conditions import PlantConditions
 from gateway.registry import Registry, RegistryIndex
-from gateway.registry.topology import SiteTopology, build_topology
+from gateway.registry.topology import SiteTopology, build_topology, with_declared_stops
 
 FAKE_OFFLINE_MEMORY_S = 6 * 3600.0
 """Meter readings the site-silent rule remembers, in seconds of the fastest reference
@@ -136,13 +137,23 @@ class Pipeline:
         self._mapper = ConditionMapper(registry, silence_k=silence_k, window=self.window,
                                        statuses=self.stats.last_status)
         mapper = self._mapper
-        mapper.add_plant_rules(PlantConditions(
+        self._plant_conditions = PlantConditions(
             registry, topo, enterprise_subjects=mapper.enterprise_subjects,
             device_subjects=mapper.device_subjects, point_subjects=mapper.point_subjects,
             window=self.window, hidden=self.hidden, interlock=self.interlock, fake=self.fake,
             deviation=self.deviation, statuses=self.stats.last_status,
-            burst_window_s=self.sparks.window_s))
+            burst_window_s=self.sparks.window_s)
+        mapper.add_plant_rules(self._plant_conditions)
         self._grid = SweepGrid(sweep_interval_s)
+
+    def set_declared_stops(self, extra: Sequence[tuple[str, float, float, str]]) -> None:
+        """Stops declared through the API (enterprise id, from, to, reason; epoch s)
+        besides the registry's: hidden operation judges against both from now on."""
+        topo = with_declared_stops(self.topology, self.registry.spec, self.registry.index,
+                                   extra)
+        self.topology = topo
+        self._plant_conditions.use_topology(topo)
+        self.hidden.set_stops(topo.stop_enterprise, topo.stop_from, topo.stop_to)
 
     @property
     def next_sweep_due(self) -> float:

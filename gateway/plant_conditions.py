@@ -68,6 +68,10 @@ class PlantConditions:
 
     # -- hidden operation --------------------------------------------------------------
 
+
+    def use_topology(self, topology: SiteTopology) -> None:
+        """The topology after declared stops changed (evidence quotes the stop)."""
+        self._topology = topology
     def hidden_operation(self, change: ConditionChanges, row: int) -> Condition:
         enterprise = int(change.subject[row])
         subject = self._enterprises[enterprise]
@@ -82,10 +86,12 @@ class PlantConditions:
                                     "meter": index.device_ids[int(topo.meter_device[meter])]}
         if fired is not None:
             stop = fired.stop
+            if stop >= 0:  # -1: the stop was withdrawn since it fired
+                evidence["declared"] = {
+                    "state": "stopped", "from": iso(float(topo.stop_from[stop])),
+                    "to": iso(float(topo.stop_to[stop])),
+                    "reason": topo.stop_reason[stop] or None}
             evidence.update({
-                "declared": {"state": "stopped", "from": iso(float(topo.stop_from[stop])),
-                             "to": iso(float(topo.stop_to[stop])),
-                             "reason": topo.stop_reason[stop] or None},
                 "by": fired.by,
                 "floor_kw": round(fired.floor_kw, 1),
                 "production_level_kw": round(fired.level_kw, 1),

@@ -47,6 +47,7 @@ from gateway.pipeline import Pipeline
 from gateway.registry import Registry, load_registry
 from gateway.routing_file import RoutingError, load_routing
 from gateway.storage.db import open_engine
+from gateway.storage.declared_store import DeclaredStore
 from gateway.storage.history import HistoryWriter, PointHistory
 from gateway.storage.point_minutes import PointMinuteStore
 from gateway.storage.quarantine_store import QuarantineStore
@@ -95,6 +96,7 @@ class Service:
         self._silence_store: SilenceStore | None = None
         self.dispatcher: Dispatcher | None = None
         self._writer: StoreWriter | None = None
+        self._declared: DeclaredStore | None = None
 
     def stop(self) -> None:
         self._stop.set()
@@ -142,9 +144,12 @@ class Service:
                 self.dispatcher = Dispatcher(outbox, book, on_outcome=self._count_outcome)
             writer = self._writer = StoreWriter(
                 alert_store, quarantine_store, outbox=outbox, events=handling.record_events,
-                on_enqueued=self.dispatcher.notify if self.dispatcher else None)
+                on_enqueued=self.dispatcher.notify if self.dispatcher else None,
+                on_saved=self.hub.publish)
             await writer.submit([], [], self.notifications.restore(restored, told, now))
             self._history_writer = HistoryWriter(PointMinuteStore(engine), self.registry.index)
+            declared = self._declared = DeclaredStore(engine)
+            await self._reload_declared()
             users = self.users = UserStore(engine, self._passwords,
                                            session_ttl_s=settings.session_ttl_s)
             if await users.count() == 0 and not settings.api_anonymous_read:
@@ -161,7 +166,8 @@ class Service:
                 outbox=outbox,
                 on_outbox_changed=self.dispatcher.notify if self.dispatcher else None,
                 access=access, hub=self.hub, secure_cookie=settings.api_secure_cookie,
-                history=self.history,
+                history=self.history, declared=declared,
+                on_declared_changed=self._reload_declared,
             ))
             server = uvicorn.Server(uvicorn.Config(
                 app, host=settings.api_host, port=settings.api_port, lifespan="off",
@@ -254,6 +260,13 @@ class Service:
         self.hub.publish([alert])
         await self._writer.submit([], [], self.notifications.observe([alert], time.time()))
 
+    async def _reload_declared(self) -> None:
+        """Hand the live declared stops (registry and API) to the hidden-operation rule."""
+        assert self._declared is not None
+        stops = await self._declared.stops()
+        self.pipeline.set_declared_stops(stops)
+        log.info("declared stops through the API: %d in force", len(stops))
+
     def set_silences(self, silences: Sequence[Silence]) -> None:
         """The silences in force (running or scheduled)."""
         self._silences = list(silences)
@@ -271,7 +284,6 @@ class Service:
             self.metrics.observe_alerts(changed, len(self.pipeline.alerts.open_alerts()))
             for alert in changed:
                 log.info("alert %s %s L%d %s", alert.state, alert.kind, alert.level, alert.title)
-            self.hub.publish(changed)
         decided: EngineOutput = (self.notifications.observe(changed, now) if changed
                                  else self.notifications.tick(now))
         await self._writer.submit(changed, rejections, decided)

@@ -30,6 +30,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from alerting import Alert, AlertQuery, AlertStore, HandlingStore, Outbox, SilenceStore
 from gateway.api.access import Access, ApiError
 from gateway.api.auth_routes import auth_router
+from gateway.api.declared import declared_router
 from gateway.api.handling import handling_router
 from gateway.api.live import AlertHub, live_router
 from gateway.api.notifications import notifications_router
@@ -42,6 +43,7 @@ from gateway.ingest.timestamps import TimestampError, TimestampParser
 from gateway.metrics import ServiceMetrics
 from gateway.pipeline import Pipeline
 from gateway.registry import Registry
+from gateway.storage.declared_store import DeclaredStore
 from gateway.storage.history import PointHistory
 from gateway.storage.quarantine_store import QuarantineQuery, QuarantineStore
 
@@ -81,12 +83,19 @@ class ApiContext:
     """Mark the session cookie ``Secure`` (when served over HTTPS by a proxy)."""
     history: PointHistory | None = None
     """Minutes still open and raw windows of every point, for the history route."""
+    declared: DeclaredStore | None = None
+    """Production status declared through the API; built on ``engine`` when not given."""
+    on_declared_changed: Callable[[], Awaitable[None]] | None = None
+    """Called after a period is declared or withdrawn, so the service hands the live
+    stops to the hidden-operation rule."""
 
     def __post_init__(self) -> None:
         if self.access is None:
             self.access = Access(UserStore(self.engine), self.registry)
         if self.hub is None:
             self.hub = AlertHub()
+        if self.declared is None:
+            self.declared = DeclaredStore(self.engine)
         if self.handling is None:
             self.handling = HandlingStore(self.engine)
         if self.silences is None:
@@ -129,6 +138,14 @@ def create_app(ctx: ApiContext) -> FastAPI:
     app.include_router(handling_router(ctx))
     app.include_router(notifications_router(ctx))
     app.include_router(series_router(ctx, access=access, history=ctx.history))
+
+    async def declared_changed() -> None:
+        if ctx.on_declared_changed is not None:
+            await ctx.on_declared_changed()
+
+    assert ctx.declared is not None
+    declared = ctx.declared
+    app.include_router(declared_router(ctx, declared, on_changed=declared_changed))
 
     @app.get("/api/v1/alerts", tags=["alerts"])
     async def list_alerts(
@@ -177,8 +194,15 @@ def create_app(ctx: ApiContext) -> FastAPI:
         alert counts."""
         if region is not None:
             access.region_filter(principal, region)  # 403 outside the area
+        by_api: dict[str, list[dict[str, Any]]] = {}
+        for p in await declared.list(include_withdrawn=False):
+            by_api.setdefault(p.enterprise_id, []).append(
+                {"state": p.state, "from": _iso(p.from_ts), "to": _iso(p.to_ts),
+                 "reason": p.reason, "source": "api", "id": p.id})
         items = [e for e in _enterprises(ctx, region)
                  if principal.sees(e["id"], e["region"])]
+        for e in items:
+            e["declared"] += by_api.get(e["id"], [])
         return {"items": items}
 
     @app.get("/api/v1/quarantine", tags=["ingest"])
@@ -241,6 +265,7 @@ class _TimeParam:
 
 def _enterprises(ctx: ApiContext, region: str | None) -> list[dict[str, Any]]:
     index = ctx.registry.index
+    plant = _plant_states(ctx)
     last_seen = ctx.pipeline.device_last_seen()
     silent = ctx.pipeline.silence.silent
     statuses = ctx.pipeline.stats.last_status
@@ -277,13 +302,36 @@ def _enterprises(ctx: ApiContext, region: str | None) -> list[dict[str, Any]]:
             "timezone": enterprise.timezone,
             "declared": [
                 {"state": p.state, "from": p.from_.isoformat(), "to": p.to.isoformat(),
-                 "reason": p.reason}
+                 "reason": p.reason, "source": "registry"}
                 for p in enterprise.declared
             ],
+            "plant_state": plant.get(enterprise.id),
             "supervisors": enterprise.supervisors,
             "open_alerts": open_by_enterprise.get(enterprise.id, 0),
             "devices": devices,
         })
+    return out
+
+
+PLANT_STATES = ("off", "standby", "production")
+"""Codes of :mod:`detectors.plant_state` (0, 1, 2) as the API names them."""
+
+
+def _plant_states(ctx: ApiContext) -> dict[str, dict[str, Any]]:
+    """What each enterprise's meters say it is doing: the busiest meter's state and
+    when it was read; enterprises whose meters have not reported yet are left out."""
+    topo, plant = ctx.pipeline.topology, ctx.pipeline.plant
+    states, last = plant.state, plant.last_ts
+    ids = ctx.registry.index.enterprise_ids
+    out: dict[str, dict[str, Any]] = {}
+    for m in range(topo.n_meters):
+        if not math.isfinite(float(last[m])):
+            continue
+        key = ids[int(topo.meter_enterprise[m])]
+        code = int(states[m])
+        seen = out.get(key)
+        if seen is None or code > PLANT_STATES.index(seen["state"]):
+            out[key] = {"state": PLANT_STATES[code], "at": _iso(float(last[m]))}
     return out
 
 

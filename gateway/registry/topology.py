@@ -22,7 +22,9 @@ Conventions it relies on (documented for integrators in docs/registry.md):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -161,8 +163,7 @@ def build_topology(spec: RegistrySpec, index: RegistryIndex) -> SiteTopology:
     watched, clone_group = _tamper_points(spec, index)
     deviation, gate, direction = _deviation_points(spec, index)
     m = np.array(meters, dtype=object).reshape(len(meters), 7)
-    stops = _merge_stops(sorted(stops, key=lambda s: (s[0], s[1])))
-    s = np.array(stops, dtype=object).reshape(len(stops), 4)
+    s = _stop_table(stops)
     r = np.array(rules, dtype=np.float64).reshape(len(rules), 8)
     return SiteTopology(
         meter_point=m[:, 0].astype(np.int32),
@@ -192,6 +193,27 @@ def build_topology(spec: RegistrySpec, index: RegistryIndex) -> SiteTopology:
         point_run_gate=gate,
         point_deviation_direction=direction,
     )
+
+
+def with_declared_stops(topology: SiteTopology, spec: RegistrySpec, index: RegistryIndex,
+                        extra: Sequence[tuple[str, float, float, str]]) -> SiteTopology:
+    """``topology`` with the registry's declared stops plus ``extra`` ones (enterprise
+    id, from, to, reason; declared through the API), merged as the registry's are.
+    Stops of enterprises not in the registry are left out."""
+    stops = [(e_idx, p.from_.timestamp(), p.to.timestamp(), p.reason or "")
+             for e_idx, enterprise in enumerate(spec.enterprises)
+             for p in enterprise.declared if p.state == "stopped"]
+    stops += [(index.enterprise_index[e], float(f), float(t), r) for e, f, t, r in extra
+              if e in index.enterprise_index]
+    s = _stop_table(stops)
+    return replace(topology, stop_enterprise=s[:, 0].astype(np.int32),
+                   stop_from=s[:, 1].astype(np.float64), stop_to=s[:, 2].astype(np.float64),
+                   stop_reason=[str(x) for x in s[:, 3]])
+
+
+def _stop_table(stops: list[tuple[int, float, float, str]]) -> NDArray[Any]:
+    merged = _merge_stops(sorted(stops, key=lambda s: (s[0], s[1])))
+    return np.array(merged, dtype=object).reshape(len(merged), 4)
 
 
 def _merge_stops(stops: list[tuple[int, float, float, str]]

@@ -35,17 +35,21 @@ EventSink = Callable[[Sequence[AuditEvent]], Awaitable[None]]
 
 class StoreWriter:
     """``outbox`` and ``events`` are optional so that a store-only writer (tests, tools)
-    needs neither; ``on_enqueued`` is called after new notifications were stored."""
+    needs neither; ``on_enqueued`` is called after new notifications were stored, and
+    ``on_saved`` with the alerts once they are in the store (the dashboard's live push:
+    a browser told of an alert must find it when it asks the API)."""
 
     def __init__(self, alerts: AlertStore, quarantine: QuarantineStore, *,
                  outbox: Outbox | None = None, events: EventSink | None = None,
                  on_enqueued: Callable[[], None] | None = None,
+                 on_saved: Callable[[Sequence[Alert]], None] | None = None,
                  max_backlog: int = 10_000) -> None:
         self._alerts = alerts
         self._quarantine = quarantine
         self._outbox = outbox
         self._events = events
         self._on_enqueued = on_enqueued
+        self._on_saved = on_saved
         self.written_notifications = 0
         self._queue: asyncio.Queue[_Item | None] = asyncio.Queue(max_backlog)
         self.written_alerts = 0
@@ -106,6 +110,8 @@ class StoreWriter:
             self.written_notifications += new
             if new and self._on_enqueued is not None:
                 self._on_enqueued()
+            if pending and self._on_saved is not None:
+                self._on_saved(pending)
             if closing:
                 return
 

@@ -43,6 +43,7 @@ REPO = Path(__file__).resolve().parents[2]
 T0 = 1_795_478_400.0  # 2026-11-24T08:00:00+08:00
 HEAD = ScriptDirectory.from_config(alembic_config()).get_current_head()
 TABLES = {"alerts", "alert_events", "notifications", "silences", "users", "api_sessions",
+          "declared_periods",
           "point_minutes"}
 
 # The alerts table exactly as ``alerting_metadata.create_all`` made it before

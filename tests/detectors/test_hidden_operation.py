@@ -454,3 +454,32 @@ def test_any_readings_give_alternating_fire_and_clear_per_enterprise(
     for history in seen.values():
         assert history == [1, 0] * (len(history) // 2)  # every fire is cleared, once
     assert not det.active.any()
+
+
+# --- stops changed while running (declared through the API) -------------------------------
+
+
+def test_a_stop_added_before_a_running_episode_does_not_interrupt_it() -> None:
+    site = with_history()
+    fired = site.feed_days(0.0, 1.0, lambda h: np.full(h.shape, BUSY_KW))
+    assert fired == [(0, 0.15, 0.0, 1)]
+    # An earlier stop of the same enterprise is declared: rows are renumbered, the
+    # episode's stop is now row 1, and the production goes on as one episode.
+    site.hidden.set_stops([0, 0], [DAY0 - 3 * DAY, DAY0], [DAY0 - 2 * DAY, DAY0 + 7 * DAY])
+    assert site.hidden.fired[0].stop == 1
+
+    assert site.feed_days(1.0, 2.0, lambda h: np.full(h.shape, BUSY_KW)) == []
+    assert site.hidden.active.all()
+
+
+def test_a_withdrawn_stop_ends_its_episode_at_the_next_reading() -> None:
+    site = with_history()
+    assert site.feed_days(0.0, 1.0, lambda h: np.full(h.shape, BUSY_KW)) == [
+        (0, 0.15, 0.0, 1)]
+
+    site.hidden.set_stops([], [], [])
+    assert site.hidden.fired[0].stop == -1  # the evidence no longer quotes a stop
+
+    changes = site.feed_days(1.0, 1.1, lambda h: np.full(h.shape, BUSY_KW))
+    assert changes == [(0, 1.0, 1.0, 0)]
+    assert not site.hidden.active.any()

@@ -32,6 +32,7 @@ from gateway.metrics import ServiceMetrics
 from gateway.pipeline import Pipeline
 from gateway.registry import Registry
 from gateway.storage.db import open_engine
+from gateway.storage.declared_store import DeclaredStore
 from gateway.storage.quarantine_store import QuarantineStore
 from tests.auth_helpers import bearer, fast_access
 from tests.helpers import fresh_schema
@@ -102,6 +103,11 @@ async def world(database_url: str, small_registry: Registry) -> AsyncIterator[Wo
         await outbox.enqueue([note])
         await outbox.mark_failed(note.key, "refused", retry_at=None)
         notes[side] = note.key
+    declared = DeclaredStore(engine)
+    for side, (enterprise, _) in SIDES.items():
+        made = await declared.create(enterprise, "stopped", now + 86_400, now + 2 * 86_400,
+                                     "停产整顿", "admin")
+        notes[f"P{side}"] = made.id
     headers = {name: await bearer(ctx.access, name, role, scope)
                for name, (role, scope) in USERS.items()}
     yield World(create_app(ctx), ctx, headers, notes)
@@ -110,7 +116,8 @@ async def world(database_url: str, small_registry: Registry) -> AsyncIterator[Wo
 
 async def call(world: World, user: str | None, method: str, path: str,
                body: dict[str, Any] | None = None) -> httpx.Response:
-    path = path.replace("{NA}", world.notes["A"]).replace("{NB}", world.notes["B"])
+    for key in ("A", "B", "PA", "PB"):  # {NA}: A's dead notification, {NPA}: A's period
+        path = path.replace("{N" + key + "}", world.notes[key])
     headers = world.headers[user] if user else {}
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=world.app),
                                  base_url="http://api", headers=headers) as http:
@@ -121,6 +128,8 @@ SILENCE_A = {"matchers": {"enterprise": "E370829001"}, "duration_s": 600, "comme
 SILENCE_B = {"matchers": {"enterprise": "E320583002"}, "duration_s": 600, "comment": "检修"}
 SILENCE_ANY = {"matchers": {"kind": "threshold"}, "duration_s": 600, "comment": "全部"}
 SILENCE_COUNTY_A = {"matchers": {"region": "370829"}, "duration_s": 600, "comment": "全县"}
+DECLARE = {"state": "stopped", "from": "2099-01-01T00:00:00+08:00",
+           "to": "2099-01-05T00:00:00+08:00", "reason": "春节停产"}
 NEW_USER = {"username": "new-town", "password": "long-enough-pw", "role": "town",
             "scope": "370829102"}
 
@@ -184,6 +193,16 @@ TABLE: list[tuple[str, str, str, dict[str, Any] | None, int]] = [
     ("ent_a", "GET", "/api/v1/enterprises/E320583002/series", None, 404),
     ("town_b", "GET", "/api/v1/enterprises/E370829001/series", None, 404),
     ("county_a", "GET", "/api/v1/enterprises/E370829001/series", None, 200),
+    # declared production status: enterprises declare, regulators also withdraw
+    ("ent_a", "GET", "/api/v1/enterprises/E320583002/declared", None, 404),
+    ("ent_a", "POST", "/api/v1/enterprises/E320583002/declared", DECLARE, 404),
+    ("town_b", "POST", "/api/v1/enterprises/E370829001/declared", DECLARE, 404),
+    ("ent_a", "POST", "/api/v1/enterprises/E370829001/declared", DECLARE, 201),
+    ("ent_a", "DELETE", "/api/v1/enterprises/E370829001/declared/{NPA}", None, 403),
+    ("town_b", "DELETE", "/api/v1/enterprises/E370829001/declared/{NPA}", None, 404),
+    ("county_b", "DELETE", "/api/v1/enterprises/E320583002/declared/{NPA}", None, 404),
+    ("town_a", "DELETE", "/api/v1/enterprises/E370829001/declared/{NPA}", None, 200),
+    ("county_a", "GET", "/api/v1/enterprises/E370829001/declared", None, 200),
     # users: administrators only
     ("county_a", "GET", "/api/v1/users", None, 403),
     ("town_a", "POST", "/api/v1/users", NEW_USER, 403),
@@ -221,6 +240,10 @@ def _template_of(path: str) -> str:
     path = re.sub(r"/alerts/ALERT[AB]$", "/alerts/{alert_id}", path)
     path = re.sub(r"/silences/SIL[AB]$", "/silences/{silence_id}", path)
     path = re.sub(r"/enterprises/E\d+/series$", "/enterprises/{enterprise_id}/series", path)
+    path = re.sub(r"/enterprises/E\d+/declared$", "/enterprises/{enterprise_id}/declared",
+                  path)
+    path = re.sub(r"/enterprises/E\d+/declared/\{NP[AB]\}$",
+                  "/enterprises/{enterprise_id}/declared/{period_id}", path)
     path = re.sub(r"/notifications/\{N[AB]\}/retry$", "/notifications/{key}/retry", path)
     return re.sub(r"/users/[\w-]+$", "/users/{username}", path)
 
@@ -243,7 +266,8 @@ def test_every_api_route_is_in_the_table(world: World) -> None:
 def _example_path(template: str) -> str:
     return (template.replace("{alert_id}", "ALERTA").replace("{action}", "acknowledge")
             .replace("{silence_id}", "SILA").replace("{key}", "{NA}")
-            .replace("{username}", "ent_a").replace("{enterprise_id}", "E370829001"))
+            .replace("{username}", "ent_a").replace("{enterprise_id}", "E370829001")
+            .replace("{period_id}", "{NPA}"))
 
 
 async def test_every_route_refuses_a_caller_without_a_login(world: World) -> None:

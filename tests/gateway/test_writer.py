@@ -49,3 +49,30 @@ async def test_drains_on_close_and_sets_aside_unstorable_alerts(tmp_path: Path) 
     rows = await quarantine.query(QuarantineQuery(enterprise_id="E1"))
     assert [r.reason for r in rows] == [Reason.BAD_JSON]
     await engine.dispose()
+
+
+async def test_alerts_are_announced_only_once_stored(tmp_path: Path) -> None:
+    engine = open_engine(f"sqlite+aiosqlite:///{tmp_path / 'rw.sqlite3'}")
+    alerts, quarantine = AlertStore(engine), QuarantineStore(engine)
+    await alerts.create_schema()
+    await quarantine.create_schema()
+    found_when_told: list[bool] = []
+
+    def on_saved(saved: object) -> None:
+        async def check() -> None:  # what a browser does on the push: ask the API
+            stored = await alerts.query(AlertQuery())
+            found_when_told.append([a.id for a in stored] == [a.id for a in good])
+        pending.append(asyncio.ensure_future(check()))
+
+    pending: list[asyncio.Future[None]] = []
+    writer = StoreWriter(alerts, quarantine, on_saved=on_saved)
+    task = asyncio.create_task(writer.run())
+    good = AlertManager().apply([condition("dp", 1_795_478_400.0)])
+    await writer.submit(good, [])
+    await writer.submit([], [])  # nothing to store: nothing announced
+    await writer.close()
+    await asyncio.wait_for(task, 10)
+    await asyncio.gather(*pending)
+
+    assert found_when_told == [True]
+    await engine.dispose()
