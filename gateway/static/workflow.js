@@ -12,7 +12,7 @@ export const ACTIONS = {
   verify: { from: ["feedback"], regulator: true },
   reject: { from: ["feedback"], comment: true, regulator: true },
   close: { from: ["verified"], regulator: true },
-  dismiss: { from: OPEN, comment: true },
+  dismiss: { from: OPEN, comment: true, regulator: true },
   comment: { from: ALL, comment: true },
 };
 

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from gateway.auth.passwords import FAST, Passwords
 from gateway.config import Settings
 from gateway.service import Service
-from tests.helpers import Publisher
+from tests.helpers import Publisher, unavailable
 
 REGISTRY = """
 enterprises:
@@ -78,3 +80,33 @@ def publisher(mosquitto: tuple[str, int]) -> Iterator[Publisher]:
     pub = Publisher(*mosquitto)
     yield pub
     pub.close()
+
+
+# --- a real browser: Debian's Chromium driven by Playwright --------------------------------
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture
+def chromium() -> str:
+    executable = shutil.which("chromium") or "/usr/bin/chromium"
+    if not Path(executable).exists():
+        unavailable("Chromium not installed (apt-get install chromium)")
+    return executable
+
+
+@pytest.fixture
+async def browser_page(chromium: str) -> AsyncIterator[Any]:
+    executable = chromium
+    try:
+        from playwright.async_api import async_playwright
+    except ImportError:
+        unavailable("playwright not installed (pip install -e '.[dev]')")
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=executable,
+                                                   headless=True, args=CHROMIUM_FLAGS)
+        page = await browser.new_page(viewport={"width": 1280, "height": 720})
+        yield page
+        await browser.close()

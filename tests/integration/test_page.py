@@ -8,50 +8,23 @@ machines cannot download Playwright's own browser builds).  A screenshot is kept
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from gateway.service import Service
-from tests.helpers import ADMIN_PASSWORD, Publisher, now_ts, unavailable
+from tests.helpers import ADMIN_PASSWORD, Publisher, now_ts
+from tests.integration.conftest import ARTIFACTS
 
 pytestmark = pytest.mark.integration
 
-ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
 @pytest.fixture
 def database_url(tmp_path: Path) -> str:
     """The page does not depend on the store: SQLite is enough here."""
     return f"sqlite+aiosqlite:///{tmp_path / 'rw.sqlite3'}"
-
-
-@pytest.fixture
-def chromium() -> str:
-    executable = shutil.which("chromium") or "/usr/bin/chromium"
-    if not Path(executable).exists():
-        unavailable("Chromium not installed (apt-get install chromium)")
-    return executable
-
-
-@pytest.fixture
-async def browser_page(chromium: str) -> AsyncIterator[Any]:
-    executable = chromium
-    try:
-        from playwright.async_api import async_playwright
-    except ImportError:
-        unavailable("playwright not installed (pip install -e '.[dev]')")
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=executable,
-                                                   headless=True, args=CHROMIUM_FLAGS)
-        page = await browser.new_page(viewport={"width": 1280, "height": 720})
-        yield page
-        await browser.close()
 
 
 async def test_alert_appears_on_the_page(
