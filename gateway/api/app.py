@@ -43,6 +43,7 @@ from gateway.ingest.timestamps import TimestampError, TimestampParser
 from gateway.metrics import ServiceMetrics
 from gateway.pipeline import Pipeline
 from gateway.registry import Registry
+from gateway.registry.models import EnterpriseSpec
 from gateway.storage.declared_store import DeclaredStore
 from gateway.storage.history import PointHistory
 from gateway.storage.quarantine_store import QuarantineQuery, QuarantineStore
@@ -188,10 +189,14 @@ def create_app(ctx: ApiContext) -> FastAPI:
         return alert.to_json()
 
     @app.get("/api/v1/enterprises", tags=["registry"])
-    async def list_enterprises(principal: Principal = Depends(access.user),
-                               region: str | None = None) -> dict[str, Any]:
-        """Enterprises of the caller's area with their devices' liveness and open
-        alert counts."""
+    async def list_enterprises(
+        principal: Principal = Depends(access.user),
+        region: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> dict[str, Any]:
+        """Enterprises of the caller's area, in registry order, with their devices'
+        liveness, open alert counts, declared periods and the meters' plant state."""
         if region is not None:
             access.region_filter(principal, region)  # 403 outside the area
         by_api: dict[str, list[dict[str, Any]]] = {}
@@ -199,11 +204,13 @@ def create_app(ctx: ApiContext) -> FastAPI:
             by_api.setdefault(p.enterprise_id, []).append(
                 {"state": p.state, "from": _iso(p.from_ts), "to": _iso(p.to_ts),
                  "reason": p.reason, "source": "api", "id": p.id})
-        items = [e for e in _enterprises(ctx, region)
-                 if principal.sees(e["id"], e["region"])]
+        visible = [e for e in ctx.registry.spec.enterprises
+                   if principal.sees(e.id, tuple(e.region))
+                   and (region is None or region in e.region)]
+        items = _enterprises(ctx, visible[offset:offset + limit])
         for e in items:
             e["declared"] += by_api.get(e["id"], [])
-        return {"items": items}
+        return {"items": items, "total": len(visible), "limit": limit, "offset": offset}
 
     @app.get("/api/v1/quarantine", tags=["ingest"])
     async def list_quarantine(
@@ -219,12 +226,14 @@ def create_app(ctx: ApiContext) -> FastAPI:
         An enterprise sees its own; a regulator its area's; messages that name no
         registered enterprise only an administrator."""
         scoped = access.enterprise_filter(principal, enterprise)
-        rows = await ctx.quarantine.query(QuarantineQuery(
+        query = QuarantineQuery(
             enterprise_id=scoped if isinstance(scoped, str) else None,
             enterprise_ids=scoped if isinstance(scoped, tuple) else None, device_id=device,
             reason=reason.value if reason else None, limit=limit, offset=offset,
-        ))
-        return {"items": [_quarantine_json(r) for r in rows], "limit": limit, "offset": offset}
+        )
+        rows = await ctx.quarantine.query(query)
+        return {"items": [_quarantine_json(r) for r in rows],
+                "total": await ctx.quarantine.count(query), "limit": limit, "offset": offset}
 
     @app.get("/api/v1/health", tags=["operations"])
     async def health() -> JSONResponse:
@@ -263,7 +272,7 @@ class _TimeParam:
             raise ApiError(422, "invalid_time", f"{name}: {exc}") from None
 
 
-def _enterprises(ctx: ApiContext, region: str | None) -> list[dict[str, Any]]:
+def _enterprises(ctx: ApiContext, enterprises: list[EnterpriseSpec]) -> list[dict[str, Any]]:
     index = ctx.registry.index
     plant = _plant_states(ctx)
     last_seen = ctx.pipeline.device_last_seen()
@@ -274,9 +283,7 @@ def _enterprises(ctx: ApiContext, region: str | None) -> list[dict[str, Any]]:
         key = alert.subject.enterprise_id
         open_by_enterprise[key] = open_by_enterprise.get(key, 0) + 1
     out = []
-    for enterprise in ctx.registry.spec.enterprises:
-        if region is not None and region not in enterprise.region:
-            continue
+    for enterprise in enterprises:
         devices = []
         for device in enterprise.devices:
             number = index.device_index[device.id]

@@ -73,17 +73,15 @@ class QuarantineStore:
         async with self._engine.begin() as conn:
             await conn.execute(quarantine_table.insert(), rows)
 
+    async def count(self, q: QuarantineQuery) -> int:
+        """How many rows :meth:`query` pages through (``limit``/``offset`` ignored)."""
+        stmt = sa.select(sa.func.count()).select_from(quarantine_table).where(*_filters(q))
+        async with self._engine.connect() as conn:
+            return int((await conn.execute(stmt)).scalar_one())
+
     async def query(self, q: QuarantineQuery) -> list[Rejection]:
-        stmt = sa.select(quarantine_table).order_by(quarantine_table.c.id.desc())
-        if q.enterprise_id is not None:
-            stmt = stmt.where(quarantine_table.c.enterprise_id == q.enterprise_id)
-        if q.enterprise_ids is not None:
-            stmt = stmt.where(quarantine_table.c.enterprise_id.in_(q.enterprise_ids))
-        if q.device_id is not None:
-            stmt = stmt.where(quarantine_table.c.device_id == q.device_id)
-        if q.reason is not None:
-            stmt = stmt.where(quarantine_table.c.reason == q.reason)
-        stmt = stmt.limit(q.limit).offset(q.offset)
+        stmt = (sa.select(quarantine_table).where(*_filters(q))
+                .order_by(quarantine_table.c.id.desc()).limit(q.limit).offset(q.offset))
         async with self._engine.connect() as conn:
             rows = (await conn.execute(stmt)).mappings().all()
         return [
@@ -98,3 +96,17 @@ class QuarantineStore:
             )
             for row in rows
         ]
+
+
+def _filters(q: QuarantineQuery) -> list[sa.ColumnElement[bool]]:
+    c = quarantine_table.c
+    where: list[sa.ColumnElement[bool]] = []
+    if q.enterprise_id is not None:
+        where.append(c.enterprise_id == q.enterprise_id)
+    if q.enterprise_ids is not None:
+        where.append(c.enterprise_id.in_(q.enterprise_ids))
+    if q.device_id is not None:
+        where.append(c.device_id == q.device_id)
+    if q.reason is not None:
+        where.append(c.reason == q.reason)
+    return where

@@ -139,3 +139,15 @@ async def test_quarantine_health_metrics_page(client: httpx.AsyncClient) -> None
     assert "<title>riskwatch" in (await client.get("/")).text  # the dashboard shell
     schema = (await client.get("/openapi.json")).json()
     assert "/api/v1/alerts" in schema["paths"]
+
+
+async def test_enterprises_and_quarantine_page_with_a_total(client: httpx.AsyncClient) -> None:
+    first = (await client.get("/api/v1/enterprises", params={"limit": 1})).json()
+    second = (await client.get("/api/v1/enterprises", params={"limit": 1, "offset": 1})).json()
+    assert (first["total"], len(first["items"]), len(second["items"])) == (2, 1, 1)
+    assert first["items"][0]["id"] != second["items"][0]["id"]
+    dust = (await client.get("/api/v1/enterprises", params={"region": "370829"})).json()
+    assert [e["id"] for e in dust["items"]] == ["E370829001"]
+    assert dust["total"] == 1
+    quarantine = (await client.get("/api/v1/quarantine", params={"limit": 1})).json()
+    assert (quarantine["total"], quarantine["limit"], len(quarantine["items"])) == (1, 1, 1)
