@@ -14,19 +14,36 @@ export function deviceOnline(device, now = Date.now()) {
   return now - toMs(device.last_seen) <= recentMs;
 }
 
-/** The declared period covering `now` with state "stopped", if any. */
+/** The declared period covering `now` with state "stopped" (not withdrawn), if any. */
 export function declaredStopNow(enterprise, now = Date.now()) {
-  return (enterprise.declared ?? []).find((p) => p.state === "stopped" &&
+  return (enterprise.declared ?? []).find((p) => p.state === "stopped" && !p.withdrawn_at &&
     toMs(p.from) <= now && now < toMs(p.to)) ?? null;
 }
 
-/** {online, declaredStop, plant}: plant is the service's `plant_state` when it sends one
- * (producing / stopped), else null: the meter verdict is not guessed here. */
+/** The service's `plant_state` as {state, at}: "production" | "standby" | "off" and the
+ * time of the meter reading it comes from; null when the meters have not reported yet.
+ * An older service sent a bare string ("producing" / "stopped"), read the same way. */
+export function plantState(enterprise) {
+  const raw = enterprise.plant_state;
+  if (!raw) return null;
+  const legacy = { producing: "production", stopped: "off" };
+  if (typeof raw === "string") return { state: legacy[raw] ?? raw, at: null };
+  return raw.state ? { state: legacy[raw.state] ?? raw.state, at: raw.at ?? null } : null;
+}
+
+/** {online, declaredStop, plant, suspicion}: plant is plantState() (the meter verdict is
+ * not guessed here). suspicion (明停暗开): a declared stop covers now while the meter
+ * says production, read during the stop (a reading from before it began says nothing). */
 export function enterpriseState(enterprise, now = Date.now()) {
+  const declaredStop = declaredStopNow(enterprise, now);
+  const plant = plantState(enterprise);
+  const readAt = toMs(plant?.at);
   return {
     online: (enterprise.devices ?? []).some((d) => deviceOnline(d, now)),
-    declaredStop: declaredStopNow(enterprise, now),
-    plant: enterprise.plant_state ?? null,
+    declaredStop,
+    plant,
+    suspicion: Boolean(declaredStop && plant?.state === "production" &&
+      (!Number.isFinite(readAt) || readAt >= toMs(declaredStop.from))),
   };
 }
 

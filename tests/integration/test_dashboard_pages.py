@@ -2,9 +2,10 @@
 
 A unit test of ``gateway/static/``: the static files as packaged, mounted with an
 in-memory stand-in for the routes they call (login, alerts and their handling, the SSE
-stream, enterprises, series, silences, quarantine, health) on a loopback uvicorn in the
-test's own event loop, so a test can push an alert into the stream and watch the page.
-The end-to-end test against the real service and broker is ``test_page.py``.
+stream, enterprises, series, declared periods, silences, quarantine, health) on a
+loopback uvicorn in the test's own event loop, so a test can push an alert into the
+stream and watch the page. The end-to-end test against the real service and broker
+is ``test_page.py``.
 
 Debian's Chromium driven by Playwright, as in ``test_page.py``; screenshots go to
 ``artifacts/`` for a human to look at.
@@ -44,7 +45,12 @@ OPERATOR: dict[str, Any] = {"username": "wang", "display_name": "王五", "role"
                             "scope": "370829", "read_only": False, "anonymous": False}
 VIEWER: dict[str, Any] = {"username": "viewer", "display_name": "访客", "role": "admin",
                           "scope": None, "read_only": True, "anonymous": False}
-PASSWORDS = {"wang": "correct horse", "viewer": "just looking"}
+ENTERPRISE_USER: dict[str, Any] = {"username": E1, "display_name": "示例五金 安全员",
+                                   "role": "enterprise", "scope": E1, "read_only": False,
+                                   "anonymous": False}
+USERS = {"wang": OPERATOR, "viewer": VIEWER, E1: ENTERPRISE_USER}
+PASSWORDS = {"wang": "correct horse", "viewer": "just looking", E1: "our own site"}
+REGULATOR_ROLES = {"admin", "county", "town"}
 
 
 def _iso(ts: float, tz: timezone = CST) -> str:
@@ -83,12 +89,15 @@ def make_enterprises(now: float) -> list[dict[str, Any]]:
          "region": ["370000", "370800", "370829", "370829101"], "timezone": "Asia/Shanghai",
          "declared": [{"state": "stopped", "from": _iso(now - 3600), "to": _iso(now + 86400),
                        "reason": "节假日停产"}],
+         # The meter says production during the declared stop: 明停暗开 suspicion.
+         "plant_state": {"state": "production", "at": _iso(now - 30, UTC)},
          "supervisors": [], "open_alerts": 1,
          "devices": [device(f"{E1}-DC1", "dust_collector", now - 10),
                      device(f"{E1}-M-L1", "meter", now - 20)]},
         {"id": E2, "name": "邹城县示例铸业有限公司", "industry": "metallurgy",
          "region": ["370000", "370800", "370883", "370883101"], "timezone": "Asia/Shanghai",
-         "declared": [], "supervisors": [], "open_alerts": 0,
+         "declared": [], "plant_state": {"state": "standby", "at": _iso(now - 45, UTC)},
+         "supervisors": [], "open_alerts": 0,
          "devices": [device(f"{E2}-CW1", "cooling_water", None)]},
     ]
 
@@ -106,6 +115,7 @@ class FakeApi:
         self.enterprises = make_enterprises(now)
         self.history: dict[str, list[dict[str, Any]]] = {}
         self.silences: list[dict[str, Any]] = []
+        self.declared: list[dict[str, Any]] = []  # periods declared through the API
         self.sessions: dict[str, dict[str, Any]] = {}
         self._streams: list[asyncio.Queue[dict[str, Any]]] = []
 
@@ -140,18 +150,78 @@ class FakeApi:
         self._auth_routes(app)
         self._alert_routes(app)
         self._other_routes(app)
+        self._declared_routes(app)
         return app
+
+    def declare(self, enterprise_id: str, start: float, end: float, reason: str,
+                by: str, state: str = "stopped") -> dict[str, Any]:
+        """A period as ``POST .../declared`` answers it, kept with its enterprise."""
+        period = {"id": f"d{len(self.declared) + 1}", "source": "api", "state": state,
+                  "from": _iso(start), "to": _iso(end), "reason": reason, "created_by": by,
+                  "created_at": _iso(time.time()), "withdrawn_by": None,
+                  "withdrawn_at": None, "enterprise_id": enterprise_id}
+        self.declared.append(period)
+        return period
+
+    def _declared_routes(self, app: FastAPI) -> None:
+        def public(period: dict[str, Any]) -> dict[str, Any]:
+            return {k: v for k, v in period.items() if k != "enterprise_id"}
+
+        def invalid(detail: str) -> JSONResponse:
+            return JSONResponse({"error": "invalid_period", "detail": detail}, 422)
+
+        @app.get("/api/v1/enterprises/{enterprise_id}/declared")
+        async def list_declared(enterprise_id: str,
+                                rw_session: str | None = Cookie(None)) -> dict[str, Any]:
+            self.user(rw_session)
+            own = next(e for e in self.enterprises if e["id"] == enterprise_id)
+            items = [{"id": None, "source": "registry", **p} for p in own["declared"]]
+            items += [public(p) for p in self.declared if p["enterprise_id"] == enterprise_id]
+            return {"items": items}
+
+        @app.post("/api/v1/enterprises/{enterprise_id}/declared", status_code=201)
+        async def declare(enterprise_id: str, body: dict[str, Any],
+                          rw_session: str | None = Cookie(None)) -> Any:
+            user = self.user(rw_session)
+            try:
+                start = datetime.fromisoformat(body["from"])
+                end = datetime.fromisoformat(body["to"])
+            except (KeyError, TypeError, ValueError) as exc:
+                return invalid(str(exc))
+            if start.tzinfo is None or end.tzinfo is None:
+                return invalid("a time needs its UTC offset")
+            if not start < end:
+                return invalid("a declared period must end after it starts")
+            if end - start > timedelta(days=366):
+                return invalid("a declared period is at most 366 days")
+            if end.timestamp() <= time.time():
+                return invalid("a declared period must not be over already")
+            period = self.declare(enterprise_id, start.timestamp(), end.timestamp(),
+                                  body["reason"].strip(), user["display_name"],
+                                  body.get("state", "stopped"))
+            period["from"], period["to"] = body["from"], body["to"]  # as sent: checked
+            return public(period)
+
+        @app.delete("/api/v1/enterprises/{enterprise_id}/declared/{period_id}")
+        async def withdraw(enterprise_id: str, period_id: str,
+                           rw_session: str | None = Cookie(None)) -> Any:
+            user = self.user(rw_session)
+            if user["role"] not in REGULATOR_ROLES:
+                return JSONResponse({"error": "forbidden",
+                                     "detail": "only a regulator withdraws"}, 403)
+            period = next(p for p in self.declared if p["id"] == period_id)
+            period.update(withdrawn_by=user["display_name"], withdrawn_at=_iso(time.time()))
+            return public(period)
 
     def _auth_routes(self, app: FastAPI) -> None:
         @app.post("/api/v1/auth/login")
         async def login(body: dict[str, str]) -> Response:
-            users = {"wang": OPERATOR, "viewer": VIEWER}
             name = body.get("username", "")
-            if name not in users or PASSWORDS[name] != body.get("password"):
+            if name not in USERS or PASSWORDS[name] != body.get("password"):
                 return JSONResponse({"error": "bad_credentials", "detail": "wrong"}, 401)
             token = secrets.token_urlsafe(16)
-            self.sessions[token] = users[name]
-            response = JSONResponse({"token": token, "user": users[name]})
+            self.sessions[token] = USERS[name]
+            response = JSONResponse({"token": token, "user": USERS[name]})
             response.set_cookie("rw_session", token, httponly=True, samesite="strict")
             return response
 
@@ -240,8 +310,17 @@ class FakeApi:
 
         @app.get("/api/v1/enterprises")
         async def enterprises(rw_session: str | None = Cookie(None)) -> dict[str, Any]:
-            self.user(rw_session)
-            return {"items": copy.deepcopy(self.enterprises)}
+            user = self.user(rw_session)
+            items = copy.deepcopy(self.enterprises)
+            if user["role"] == "enterprise":
+                items = [e for e in items if e["id"] == user["scope"]]
+            for e in items:  # as the service does: the live API periods join the registry's
+                e["declared"] += [
+                    {"state": p["state"], "from": p["from"], "to": p["to"],
+                     "reason": p["reason"], "source": "api", "id": p["id"]}
+                    for p in self.declared
+                    if p["enterprise_id"] == e["id"] and p["withdrawn_at"] is None]
+            return {"items": items}
 
         @app.get("/api/v1/enterprises/{enterprise_id}/series")
         async def series(enterprise_id: str, rw_session: str | None = Cookie(None),
@@ -462,7 +541,7 @@ async def test_english_switch_changes_texts_and_is_kept(
 
 
 async def test_enterprise_grid_and_page(fake: tuple[FakeApi, str], page: Any) -> None:
-    _, base = fake
+    api, base = fake
     await log_in(page, base)
     await page.goto(f"{base}/#/enterprises")
     await page.wait_for_selector("#enterprise-grid .card", timeout=10_000)
@@ -472,15 +551,28 @@ async def test_enterprise_grid_and_page(fake: tuple[FakeApi, str], page: Any) ->
     assert "risk1" in (await first.get_attribute("class") or "")
     assert "在线" in await first.inner_text()
     assert "申报停产" in await first.inner_text()
+    # The meter's verdict with its time, and the declared stop it contradicts flagged.
+    plant = first.locator(".chip[data-plant]")
+    assert await plant.get_attribute("data-plant") == "production"
+    read_at = datetime.fromisoformat(api.enterprises[0]["plant_state"]["at"])
+    text = await plant.inner_text()  # the clock of today's reading, on Shanghai's clock
+    assert text.startswith("生产 ")
+    assert text.endswith(read_at.astimezone(CST).strftime("%H:%M:%S"))
+    assert "suspect" in (await first.get_attribute("class") or "")
+    assert await first.locator(".chip.suspicion").inner_text() == "⚠ 疑似明停暗开"
     second = page.locator(f".card[data-enterprise-id='{E2}']")
     assert "risk4" in (await second.get_attribute("class") or "")
     assert "离线" in await second.inner_text()
+    assert "待机" in await second.locator(".chip[data-plant]").inner_text()
+    assert await second.locator(".chip.suspicion").count() == 0
+    assert "suspect" not in (await second.get_attribute("class") or "")
     await shot(page, "dashboard-enterprises.png")
 
     await first.click()
     await page.wait_for_selector("#chart-power canvas", timeout=15_000)
     await page.wait_for_selector(f"#chart-{E1}-DC1 canvas")
     assert await page.locator("#declared tr", has_text="节假日停产").count() == 1
+    assert await page.locator("#enterprise-head .chip.suspicion").count() == 1
     await shot(page, "dashboard-enterprise.png")
 
 
@@ -516,3 +608,98 @@ async def test_onboarding_shows_devices_and_refusals(fake: tuple[FakeApi, str], 
     other = page.locator(f"#onboarding section[data-enterprise-id='{E2}']")
     assert "没有被拒收的消息" in await other.inner_text()
     await shot(page, "dashboard-onboarding.png")
+
+
+POWER_SPANS = """() => echarts.getInstanceByDom(document.querySelector('#chart-power'))
+    .getOption().series[0].markArea.data.length"""
+
+
+def local_input(ts: float) -> str:
+    """A datetime-local value on the enterprise's clock (Asia/Shanghai)."""
+    return datetime.fromtimestamp(ts, CST).strftime("%Y-%m-%dT%H:%M")
+
+
+async def open_enterprise(page: Any, base: str) -> None:
+    await page.goto(f"{base}/#/enterprises/{E1}")
+    await page.wait_for_selector("#chart-power canvas", timeout=15_000)
+    await page.wait_for_selector("#declared tr", timeout=10_000)
+
+
+async def test_declaring_a_period_adds_it(fake: tuple[FakeApi, str], page: Any) -> None:
+    api, base = fake
+    await log_in(page, base)
+    await open_enterprise(page, base)
+    registry = page.locator("#declared tr[data-source=registry]")
+    assert "登记" in await registry.inner_text()
+    assert await registry.locator("button").count() == 0
+    assert await page.evaluate(POWER_SPANS) == 1
+    await page.wait_for_selector("#declared-form", state="visible")
+    assert "Asia/Shanghai" in await page.locator("#declared-form").inner_text()
+
+    start = time.time() + 2 * 86_400
+    await page.fill("#declared-form input[name=from]", local_input(start))
+    await page.fill("#declared-form input[name=to]", local_input(start + 3 * 86_400))
+    await page.fill("#declared-form input[name=reason]", "春节停产")
+    await page.click("#declared-form button[type=submit]")
+    row = page.locator("#declared tr[data-source=api]", has_text="春节停产")
+    await row.wait_for(timeout=10_000)
+    assert len(api.declared) == 1
+    sent = api.declared[0]
+    # The wall time typed, on the enterprise's clock, with the offset written out.
+    assert sent["from"] == local_input(start) + ":00+08:00"
+    assert sent["state"] == "stopped"
+    assert sent["created_by"] == "王五"
+    assert "王五" in await row.inner_text()
+    await page.wait_for_selector("#declared-message .notice.ok")
+    # The chart's declared spans follow.
+    for _ in range(100):
+        if await page.evaluate(POWER_SPANS) == 2:
+            break
+        await asyncio.sleep(0.05)
+    assert await page.evaluate(POWER_SPANS) == 2
+    await shot(page, "dashboard-declared.png")
+
+
+async def test_invalid_period_shows_the_detail(fake: tuple[FakeApi, str], page: Any) -> None:
+    api, base = fake
+    await log_in(page, base)
+    await open_enterprise(page, base)
+    await page.wait_for_selector("#declared-form", state="visible")
+    start = time.time() + 86_400
+    await page.fill("#declared-form input[name=from]", local_input(start))
+    await page.fill("#declared-form input[name=to]", local_input(start - 3600))
+    await page.fill("#declared-form input[name=reason]", "停产整顿")
+    await page.click("#declared-form button[type=submit]")
+    await page.wait_for_selector(
+        "#declared-form .notice.error:has-text('must end after it starts')", timeout=10_000)
+    assert api.declared == []
+    # What was typed is kept, to be corrected.
+    assert await page.input_value("#declared-form input[name=reason]") == "停产整顿"
+
+
+async def test_only_regulators_withdraw(fake: tuple[FakeApi, str], page: Any) -> None:
+    api, base = fake
+    now = time.time()
+    api.declare(E1, now + 3600, now + 7200, "设备检修停产", by="示例五金 安全员")
+    await log_in(page, base, user=E1)
+    await open_enterprise(page, base)
+    row = page.locator("#declared tr[data-period-id='d1']")
+    await row.wait_for(timeout=10_000)
+    assert "设备检修停产" in await row.inner_text()
+    # The enterprise may declare but not withdraw.
+    await page.wait_for_selector("#declared-form", state="visible")
+    assert await page.locator("#declared button.withdraw").count() == 0
+
+    await page.context.clear_cookies()
+    await log_in(page, base, user="wang")
+    await open_enterprise(page, base)
+    await row.wait_for(timeout=10_000)
+    await row.locator("button.withdraw").click()
+    await page.wait_for_selector("#declared tr.withdrawn[data-period-id='d1']", timeout=10_000)
+    assert "王五" in await row.locator(".withdrawn-by").inner_text()
+    assert await row.locator("button").count() == 0
+    decoration = await row.locator("td.struck").first.evaluate(
+        "td => getComputedStyle(td).textDecorationLine")
+    assert decoration == "line-through"
+    assert api.declared[0]["withdrawn_by"] == "王五"
+    await shot(page, "dashboard-declared-withdrawn.png")

@@ -1,13 +1,16 @@
 // #/enterprises/{id}: one site. Power of all its meters on one chart (hidden operation is
 // read there, against the declared periods), each other device's points on its own
 // chart, the alerts of the site as vertical markers, refreshed every 10 s and when an
-// alert of this site is pushed. Declared periods are shown read-only.
+// alert of this site is pushed. Declared production status (申报停产): the periods of
+// GET .../declared (the registry's read-only, withdrawn ones struck through), a form to
+// declare one for any user who may act, and a withdraw button for regulators.
 
-import { ApiError, get } from "../api.js";
+import { ApiError, get, post, request } from "../api.js";
 import { LEVEL_COLOURS, timeChart } from "../charts.js";
-import { fill, h, notice, shortTime, toMs } from "../dom.js";
+import { fill, h, notice, shortTime, toMs, zoneTime } from "../dom.js";
 import { kindName, levelName, t } from "../i18n.js";
 import { onAlert } from "../live.js";
+import { canAct, isRegulator } from "../session.js";
 import { alertRow } from "./alerts.js";
 import { stateChips } from "./enterprises.js";
 
@@ -18,14 +21,17 @@ const RANGES = { "1h": [3_600_000, "raw"], "6h": [21_600_000, "1m"],
 
 export function mount(el, [id], query) {
   const range = RANGES[query.get("range")] ? query.get("range") : "6h";
-  const head = h("div");
+  const head = h("div", { id: "enterprise-head" });
   const chartsBox = h("div", { id: "enterprise-charts" });
   const seriesNote = h("div", { class: "message" });
-  const declared = h("div");
+  const declaredList = h("div");
+  const declaredMessage = h("div", { class: "message", id: "declared-message" });
+  const declareForm = canAct() ? declaredForm(submitPeriod) : null;
   const devices = h("tbody");
   const alertRows = h("tbody", { id: "alerts" });
   const charts = new Map(); // group key → {el, chart}
   let enterprise = null;
+  let periods = null; // GET .../declared items; null until it answers (or on older services)
   let gone = false;
 
   fill(el,
@@ -36,7 +42,8 @@ export function mount(el, [id], query) {
         h("a", { href: `#/enterprises/${encodeURIComponent(id)}?range=${r}`,
                  class: `range ${r === range ? "active" : ""}` }, r))),
       seriesNote, chartsBox),
-    h("section", {}, h("h2", {}, t("declared_periods")), declared),
+    h("section", {}, h("h2", {}, t("declared_periods")), declaredMessage, declaredList,
+      declareForm?.el),
     h("section", {}, h("h2", {}, t("devices")), h("table", {},
       h("thead", {}, h("tr", {}, ["device", "kind", "last_seen", "silent", "status"]
         .map((k) => h("th", {}, t(k))))), devices)),
@@ -53,7 +60,6 @@ export function mount(el, [id], query) {
     if (!enterprise) return fill(head, notice(`${t("not_found")}: ${id}`));
     fill(head, h("h1", {}, enterprise.name, " ", h("span", { class: "muted" }, enterprise.id)),
       h("div", { class: "chips" }, stateChips(enterprise)));
-    fill(declared, declaredTable(enterprise));
     fill(devices, (enterprise.devices ?? []).map(deviceRow));
   }
 
@@ -99,14 +105,55 @@ export function mount(el, [id], query) {
       }
       const spec = { series: group.series, limits: group.limits,
                      marks: alertMarks(alerts, group.devices, key === "power"),
-                     spans: key === "power" ? declaredSpans(enterprise) : [],
+                     spans: key === "power" ? declaredSpans(periods ?? enterprise?.declared) : [],
                      zone: enterprise?.timezone };
       const chart = await timeChart(entry.el, spec);
       if (gone) chart.dispose(); else entry.chart = chart;
     }
   }
 
-  async function refresh() { await loadEnterprise(); await loadCurves(); }
+  async function loadDeclared() {
+    try {
+      const data = await get(`api/v1/enterprises/${encodeURIComponent(id)}/declared`);
+      periods = data.items ?? [];
+    } catch (err) {
+      // A service without the route: the enterprise list's periods, read-only.
+      const missing = err instanceof ApiError && err.status === 404 &&
+        (!err.code || err.code === "not_found");
+      if (!missing) return fill(declaredMessage, notice(err.message));
+      periods = null;
+    }
+    const editable = periods !== null;
+    fill(declaredList, declaredTable(periods ?? enterprise?.declared ?? [],
+                                     editable && canAct() && isRegulator() ? withdraw : null));
+    if (declareForm) {
+      declareForm.el.hidden = !editable;
+      if (editable) declareForm.prefill(enterprise?.timezone);
+    }
+  }
+
+  async function submitPeriod(body) {
+    const period = await post(`api/v1/enterprises/${encodeURIComponent(id)}/declared`, body);
+    fill(declaredMessage, notice(`${t("saved")}: ${t(`declared_state_${period.state}`)} ` +
+      `${shortTime(period.from)} – ${shortTime(period.to)}`, "ok"));
+    await refresh();
+  }
+
+  async function withdraw(period) {
+    try {
+      await request("DELETE", `api/v1/enterprises/${encodeURIComponent(id)}/declared/` +
+                              encodeURIComponent(period.id));
+      fill(declaredMessage, notice(t("withdrawn_ok"), "ok"));
+      await refresh();
+    } catch (err) {
+      fill(declaredMessage, notice(err.message));
+    }
+  }
+
+  async function refresh() { await loadEnterprise(); await loadDeclared(); await loadCurves(); }
+
+  const zoneOf = () => enterprise?.timezone;
+  declareForm?.setZone(zoneOf);
 
   refresh();
   const timer = setInterval(refresh, REFRESH_MS);
@@ -162,24 +209,149 @@ function alertMarks(alerts, devices, isPower) {
     .filter((m) => Number.isFinite(m.at));
 }
 
-function declaredSpans(enterprise) {
-  return (enterprise?.declared ?? []).filter((p) => p.state === "stopped").map((p) => ({
+function declaredSpans(list) {
+  return (list ?? []).filter((p) => p.state === "stopped" && !p.withdrawn_at).map((p) => ({
     name: t("declared_stop"), from: toMs(p.from), to: toMs(p.to), colour: "rgba(30,136,229,0.12)" }));
 }
 
-// TODO(declared-status API): editing declared periods (申报停产) needs a write route
-// that does not exist yet; until then they are listed read-only, with no buttons.
-function declaredTable(enterprise) {
-  const periods = enterprise.declared ?? [];
-  return [
-    h("p", { class: "muted" }, t("declared_todo")),
-    periods.length ? h("table", { id: "declared" },
-      h("thead", {}, h("tr", {}, ["state", "from", "to", "reason"].map((k) => h("th", {}, t(k))))),
-      h("tbody", {}, periods.map((p) => h("tr", {},
-        h("td", {}, t(p.state)),
-        h("td", {}, shortTime(p.from)), h("td", {}, shortTime(p.to)), h("td", {}, p.reason ?? "")))))
-      : null,
-  ];
+// The periods, newest declarations last as the service lists them. `withdraw` is null
+// when the user may not withdraw (or the service cannot): then there are no buttons.
+function declaredTable(list, withdraw) {
+  if (!list.length) return h("p", { class: "muted" }, t("no_declared"));
+  return h("table", { id: "declared" },
+    h("thead", {}, h("tr", {}, ["source", "state", "from", "to", "reason", "declared_by",
+      "withdrawn", ""].map((k) => h("th", {}, k && t(k))))),
+    h("tbody", {}, list.map((p) => declaredRow(p, withdraw))));
+}
+
+function declaredRow(p, withdraw) {
+  const registry = p.source !== "api";
+  const withdrawn = Boolean(p.withdrawn_at);
+  const cls = [registry ? "registry" : null, withdrawn ? "withdrawn settled" : null]
+    .filter(Boolean).join(" ");
+  return h("tr", { class: cls || null, dataset: { periodId: p.id ?? "", source: p.source ?? "registry" } },
+    h("td", { class: "nowrap" }, registry
+      ? h("span", { class: "chip", title: t("registry_read_only") }, t("source_registry"))
+      : t("source_api")),
+    h("td", { class: "struck" }, t(`declared_state_${p.state}`)),
+    h("td", { class: "nowrap struck" }, shortTime(p.from)),
+    h("td", { class: "nowrap struck" }, shortTime(p.to)),
+    h("td", { class: "struck" }, p.reason ?? ""),
+    h("td", {}, p.created_by ? `${p.created_by} ${shortTime(p.created_at)}` : ""),
+    h("td", { class: "withdrawn-by" },
+      withdrawn ? `${p.withdrawn_by ?? ""} ${shortTime(p.withdrawn_at)}` : ""),
+    h("td", {}, withdraw && !registry && p.id && !withdrawn
+      ? h("button", { type: "button", class: "danger withdraw", onclick: () => withdraw(p) },
+          t("withdraw"))
+      : ""));
+}
+
+/** The declare form: {el, prefill(zone), setZone(fn)}. `submit(body)` posts it and throws
+ * an ApiError whose message (the server's detail) the form shows. */
+function declaredForm(submit) {
+  let zoneOf = () => undefined;
+  let filled = false;
+  const message = h("div", { class: "message" });
+  const zoneNote = h("span", { class: "muted zone" });
+  const input = (name, attrs = {}) => h("input", { name, required: true, ...attrs });
+  const from = input("from", { type: "datetime-local" });
+  const to = input("to", { type: "datetime-local" });
+  const el = h("form", { class: "filters card", id: "declared-form", hidden: true },
+    h("strong", {}, t("declare")),
+    h("label", {}, t("state"), h("select", { name: "state" },
+      ["stopped", "running"].map((s) => h("option", { value: s }, t(`declared_state_${s}`))))),
+    h("label", {}, t("from"), from),
+    h("label", {}, t("to"), to),
+    h("label", {}, t("reason"), input("reason", { size: 24, maxlength: 500,
+                                                  placeholder: t("reason_example") })),
+    zoneNote,
+    h("button", { type: "submit", class: "primary" }, t("declare")),
+    message);
+  el.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const values = Object.fromEntries(new FormData(el));
+    const zone = zoneOf();
+    const reason = values.reason.trim();
+    if (!reason) return fill(message, notice(t("reason_needed")));
+    let body;
+    try {
+      body = { state: values.state, from: withOffset(values.from, zone),
+               to: withOffset(values.to, zone), reason };
+    } catch {
+      return fill(message, notice(t("bad_time")));
+    }
+    const button = el.querySelector("button[type=submit]");
+    button.disabled = true;
+    try {
+      await submit(body);
+      fill(message);
+      el.reset();
+      filled = false;
+      prefill(zone);
+    } catch (err) {
+      fill(message, notice(err.message));
+    } finally {
+      button.disabled = false;
+    }
+  });
+  // Start now, end in a day, on the enterprise's clock; once, so a refresh never
+  // overwrites what the user is typing.
+  function prefill(zone) {
+    fill(zoneNote, `${t("time_zone")}: ${zone || localZone()}`);
+    if (filled) return;
+    filled = true;
+    const now = Date.now();
+    from.value = localInput(now, zone);
+    to.value = localInput(now + 86_400_000, zone);
+  }
+  return { el, prefill, setZone: (fn) => { zoneOf = fn; } };
+}
+
+const localZone = () => Intl.DateTimeFormat().resolvedOptions().timeZone ?? "local";
+
+function validZone(zone) {
+  if (!zone) return null;
+  try { new Intl.DateTimeFormat("en", { timeZone: zone }); return zone; } catch { return null; }
+}
+
+/** Epoch ms as a datetime-local value ("YYYY-MM-DDTHH:mm") in `zone` (else local time). */
+function localInput(ms, zone) {
+  const z = validZone(zone);
+  if (z) return zoneTime(ms, z).slice(0, 16).replace(" ", "T");
+  const d = new Date(ms - new Date(ms).getTimezoneOffset() * 60_000);
+  return d.toISOString().slice(0, 16);
+}
+
+/** Minutes east of UTC of `zone` at the instant `ms`. */
+function zoneOffsetMin(ms, zone) {
+  const wall = zoneTime(ms, zone); // "YYYY-MM-DD HH:mm:ss" there
+  const [date, time] = wall.split(" ");
+  const [y, mo, d] = date.split("-").map(Number);
+  const [hh, mi, ss] = time.split(":").map(Number);
+  return Math.round((Date.UTC(y, mo - 1, d, hh, mi, ss) - Math.floor(ms / 1000) * 1000) / 60_000);
+}
+
+/** A datetime-local value read on the clock of `zone` (the browser's when the zone is
+ * unknown) as RFC 3339 with its offset written out: the API wants one. */
+export function withOffset(value, zone) {
+  const m = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2}))?/.exec(value ?? "");
+  if (!m) throw new Error(`not a date and time: ${value}`);
+  const [y, mo, d, hh, mi, ss = "00"] = m.slice(1);
+  const wallAsUtc = Date.UTC(+y, +mo - 1, +d, +hh, +mi, +ss);
+  const z = validZone(zone);
+  let offset;
+  if (z) {
+    // The offset at the wall time: guess with the offset at that instant read as UTC,
+    // then correct once (enough across a DST change).
+    const guess = zoneOffsetMin(wallAsUtc, z);
+    offset = zoneOffsetMin(wallAsUtc - guess * 60_000, z);
+  } else {
+    offset = -new Date(+y, +mo - 1, +d, +hh, +mi, +ss).getTimezoneOffset();
+  }
+  const sign = offset < 0 ? "-" : "+";
+  const abs = Math.abs(offset);
+  const pad = (n) => String(n).padStart(2, "0");
+  return `${y}-${mo}-${d}T${hh}:${mi}:${ss}${sign}${pad(Math.floor(abs / 60))}:${pad(abs % 60)}`;
 }
 
 export function deviceRow(d) {

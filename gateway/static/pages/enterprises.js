@@ -1,8 +1,9 @@
 // #/enterprises: one card per enterprise the user may see, coloured by its most severe
-// open alert, with what is known of its state (online, declared stopped, producing).
+// open alert, with what is known of its state (online, declared stopped, what the meter
+// says: 生产 / 待机 / 停机) and a flag when a declared stop meets a producing meter.
 
 import { get } from "../api.js";
-import { fill, h, levelBadge, notice } from "../dom.js";
+import { DEFAULT_ZONE, fill, h, levelBadge, notice, toMs, zoneTime } from "../dom.js";
 import { enterpriseState, riskByEnterprise } from "../enterprise_state.js";
 import { levelName, t } from "../i18n.js";
 import { onAlert } from "../live.js";
@@ -43,16 +44,35 @@ export function stateChips(enterprise) {
   const state = enterpriseState(enterprise);
   const chips = [h("span", { class: `chip ${state.online ? "ok" : "bad"}` },
                    state.online ? t("online") : t("offline"))];
-  if (state.plant) chips.push(h("span", { class: `chip plant-${state.plant}` }, t(state.plant)));
+  if (state.plant) chips.push(plantChip(state.plant, enterprise.timezone));
   if (state.declaredStop) chips.push(h("span", { class: "chip declared" }, t("declared_stopped")));
+  if (state.suspicion) {
+    chips.push(h("span", { class: "chip suspicion", title: t("suspicion_hint") },
+                 "⚠ " + t("suspicion")));
+  }
   return chips;
 }
 
+// 生产 / 待机 / 停机 with the time of the meter reading on the enterprise's clock: the
+// clock only when it is today's.
+function plantChip(plant, zone) {
+  let at = "", today = "";
+  try {
+    at = zoneTime(toMs(plant.at), zone || DEFAULT_ZONE);
+    today = zoneTime(Date.now(), zone || DEFAULT_ZONE).slice(0, 10);
+  } catch { /* an unknown zone name: the state without its time */ }
+  const when = at.startsWith(today) ? at.slice(11) : at;
+  return h("span", { class: `chip plant plant-${plant.state}`, title: at || null,
+                     dataset: { plant: plant.state } },
+    t(`plant_${plant.state}`), when ? ` ${when}` : "");
+}
+
 function card(e, level) {
+  const suspect = enterpriseState(e).suspicion;
   const devices = e.devices ?? [];
   const online = devices.filter((d) => !d.silent && d.last_seen).length;
   const industry = { dust: t("industry_dust"), metallurgy: t("industry_metallurgy") }[e.industry];
-  return h("a", { class: `card enterprise risk${level ?? 0}`, href: `#/enterprises/${encodeURIComponent(e.id)}`,
+  return h("a", { class: `card enterprise risk${level ?? 0}${suspect ? " suspect" : ""}`, href: `#/enterprises/${encodeURIComponent(e.id)}`,
                   dataset: { enterpriseId: e.id } },
     h("div", { class: "card-head" },
       h("strong", {}, e.name),
