@@ -31,9 +31,16 @@ from alerting import Alert, AlertQuery, AlertStore, HandlingStore, Outbox, Silen
 from gateway.api.access import Access, ApiError
 from gateway.api.auth_routes import auth_router
 from gateway.api.declared import declared_router
-from gateway.api.handling import handling_router
+from gateway.api.handling import AlertBody, handling_router
 from gateway.api.live import AlertHub, live_router
 from gateway.api.notifications import notifications_router
+from gateway.api.schemas import (
+    AlertList,
+    EnterpriseList,
+    HealthBody,
+    QuarantineList,
+    auth_errors,
+)
 from gateway.api.series import series_router
 from gateway.auth.principal import Principal
 from gateway.auth.users import UserStore
@@ -134,11 +141,14 @@ def create_app(ctx: ApiContext) -> FastAPI:
         return JSONResponse({"error": code, "detail": exc.detail},
                             status_code=exc.status_code, headers=exc.headers)
 
-    app.include_router(auth_router(access, secure_cookie=ctx.secure_cookie))
-    app.include_router(live_router(ctx.hub, access))
-    app.include_router(handling_router(ctx))
-    app.include_router(notifications_router(ctx))
-    app.include_router(series_router(ctx, access=access, history=ctx.history))
+    app.include_router(auth_router(access, secure_cookie=ctx.secure_cookie),
+                       responses=auth_errors())
+    # Every router's routes need a login: document the refusals once, here.
+    app.include_router(live_router(ctx.hub, access), responses=auth_errors())
+    app.include_router(handling_router(ctx), responses=auth_errors())
+    app.include_router(notifications_router(ctx), responses=auth_errors())
+    app.include_router(series_router(ctx, access=access, history=ctx.history),
+                       responses=auth_errors(404))
 
     async def declared_changed() -> None:
         if ctx.on_declared_changed is not None:
@@ -146,9 +156,11 @@ def create_app(ctx: ApiContext) -> FastAPI:
 
     assert ctx.declared is not None
     declared = ctx.declared
-    app.include_router(declared_router(ctx, declared, on_changed=declared_changed))
+    app.include_router(declared_router(ctx, declared, on_changed=declared_changed),
+                       responses=auth_errors(404))
 
-    @app.get("/api/v1/alerts", tags=["alerts"])
+    @app.get("/api/v1/alerts", tags=["alerts"], response_model=AlertList,
+             responses=auth_errors())
     async def list_alerts(
         principal: Principal = Depends(access.user),
         enterprise: str | None = None,
@@ -182,13 +194,15 @@ def create_app(ctx: ApiContext) -> FastAPI:
         return {"items": [a.to_json() for a in items], "total": total,
                 "limit": limit, "offset": offset}
 
-    @app.get("/api/v1/alerts/{alert_id}", tags=["alerts"])
+    @app.get("/api/v1/alerts/{alert_id}", tags=["alerts"], response_model=AlertBody,
+             responses=auth_errors(404))
     async def get_alert(alert_id: str,
                         principal: Principal = Depends(access.user)) -> dict[str, Any]:
         alert = access.alert_or_404(principal, await ctx.alerts.get(alert_id), alert_id)
         return alert.to_json()
 
-    @app.get("/api/v1/enterprises", tags=["registry"])
+    @app.get("/api/v1/enterprises", tags=["registry"], response_model=EnterpriseList,
+             responses=auth_errors())
     async def list_enterprises(
         principal: Principal = Depends(access.user),
         region: str | None = None,
@@ -212,7 +226,8 @@ def create_app(ctx: ApiContext) -> FastAPI:
             e["declared"] += by_api.get(e["id"], [])
         return {"items": items, "total": len(visible), "limit": limit, "offset": offset}
 
-    @app.get("/api/v1/quarantine", tags=["ingest"])
+    @app.get("/api/v1/quarantine", tags=["ingest"], response_model=QuarantineList,
+             responses=auth_errors())
     async def list_quarantine(
         principal: Principal = Depends(access.user),
         enterprise: str | None = None,
@@ -235,7 +250,8 @@ def create_app(ctx: ApiContext) -> FastAPI:
         return {"items": [_quarantine_json(r) for r in rows],
                 "total": await ctx.quarantine.count(query), "limit": limit, "offset": offset}
 
-    @app.get("/api/v1/health", tags=["operations"])
+    @app.get("/api/v1/health", tags=["operations"], response_model=HealthBody,
+             responses={503: {"model": HealthBody, "description": "degraded"}})
     async def health() -> JSONResponse:
         body = await _health(ctx)
         return JSONResponse(body, status_code=200 if body["status"] == "ok" else 503)

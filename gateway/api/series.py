@@ -36,6 +36,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.api.access import Access, ApiError
+from gateway.api.schemas import SeriesResponse
 from gateway.auth.principal import Principal
 from gateway.ingest.timestamps import TimestampError, TimestampParser
 from gateway.pipeline import Pipeline
@@ -86,7 +87,7 @@ def series_router(ctx: SeriesContext, *, access: Access | None = None,
         found = getattr(ctx, "history", None)
         return found if isinstance(found, PointHistory) else None
 
-    @router.get("/api/v1/enterprises/{enterprise_id}/series")
+    @router.get("/api/v1/enterprises/{enterprise_id}/series", response_model=SeriesResponse)
     async def get_series(
         enterprise_id: str,
         principal: Principal | None = Depends(caller),

@@ -354,6 +354,16 @@ async def test_the_openapi_schema_is_valid_and_documents_every_error_shape(
     schema = world.app.openapi()
     validate(schema)  # raises on an invalid OpenAPI 3.1 document
     assert len(schema["paths"]) >= 15
+    for path, item in schema["paths"].items():
+        for method, op in item.items():
+            where = f"{method.upper()} {path}"
+            if path not in PUBLIC:
+                assert "401" in op["responses"], f"{where}: 401 undocumented"
+            ok = op["responses"].get("200") or op["responses"].get("201")
+            if ok is None or path in ("/metrics", "/api/v1/stream"):
+                continue  # 204, Prometheus text, an event stream
+            body = ok["content"]["application/json"]["schema"]
+            assert "$ref" in body, f"{where}: its answer has no schema"
     unknown = await call(world, "admin", "GET", "/api/v1/nothing-here")
     assert unknown.json() == {"error": "not_found", "detail": "Not Found"}
     invalid = await call(world, "admin", "GET", "/api/v1/alerts?level=9")
