@@ -16,12 +16,10 @@ from __future__ import annotations
 import asyncio
 import copy
 import secrets
-import shutil
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -33,12 +31,10 @@ from fastapi.staticfiles import StaticFiles
 
 from alerting.workflow import WorkflowError, contract_state, decide
 from tests.helpers import unavailable
+from tests.integration.conftest import ARTIFACTS, CHROMIUM_FLAGS
 
 pytestmark = pytest.mark.integration
 
-ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 CST = timezone(timedelta(hours=8))
 E1, E2 = "E370829001", "E370883003"
 OPERATOR: dict[str, Any] = {"username": "wang", "display_name": "王五", "role": "county",
@@ -395,14 +391,6 @@ async def fake() -> AsyncIterator[tuple[FakeApi, str]]:
     yield api, f"http://127.0.0.1:{port}"
     server.should_exit = True
     await asyncio.wait_for(task, 10)
-
-
-@pytest.fixture
-def chromium() -> str:
-    executable = shutil.which("chromium") or "/usr/bin/chromium"
-    if not Path(executable).exists():
-        unavailable("Chromium not installed (apt-get install chromium)")
-    return executable
 
 
 @pytest.fixture
