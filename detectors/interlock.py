@@ -24,6 +24,8 @@ real zero); other non-normal flags are not.
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
@@ -31,7 +33,7 @@ from detectors._segments import (
     read_only,
     segment_ends,
     segment_starts,
-    sorted_unique_rows,
+    sorted_unique,
 )
 from detectors.base import QUALITY_CODES, QUALITY_NORMAL, ConditionChanges, SampleBatch
 
@@ -41,6 +43,7 @@ FAN, COOLING, LEAK = 1, 2, 3
 _LAST_USABLE = max(QUALITY_NORMAL, QUALITY_CODES["F"])
 """Codes N (0) and F (1) are usable: ``quality <= 1`` is a cheaper test than isin."""
 _DEADBAND = 0.05
+_T = TypeVar("_T", bound=np.generic)
 
 
 class InterlockDetector:
@@ -91,11 +94,13 @@ class InterlockDetector:
     ) -> None:
         self._kind = np.asarray(kind, dtype=np.int8)
         n = self._kind.shape[0]
-        self._power = np.asarray(power_point, dtype=np.int32)
+        # Point columns are native indices: numpy converts an int32 index array before
+        # every gather, and sweeps gather by them many times.
+        self._power = np.asarray(power_point, dtype=np.intp)
         self._on_kw = np.asarray(power_on_kw, dtype=np.float64)
-        self._guard = np.asarray(guard_point, dtype=np.int32)
+        self._guard = np.asarray(guard_point, dtype=np.intp)
         self._guard_limit = np.asarray(guard_limit, dtype=np.float64)
-        self._other = np.asarray(other_point, dtype=np.int32)
+        self._other = np.asarray(other_point, dtype=np.intp)
         self._other_limit = np.asarray(other_limit, dtype=np.float64)
         self._subject = np.asarray(subject, dtype=np.int32)
         for name, a in (("power_point", self._power), ("power_on_kw", self._on_kw),
@@ -125,7 +130,11 @@ class InterlockDetector:
         # until its data moves; going stale decides nothing).
         self._point_moved = np.zeros(self.n_points, dtype=np.bool_)
         self._has_other = self._other >= 0
-        self._other_or_0 = np.where(self._has_other, self._other, 0).astype(np.int32)
+        # Staleness limits per rule column, gathered once instead of at every sweep.
+        self._power_stale_s = self._stale_s[self._power]
+        self._guard_stale_s = self._stale_s[self._guard]
+        self._other_or_0 = np.where(self._has_other, self._other, 0)
+        self._other_stale_s = self._stale_s[self._other_or_0]
         self._is_fan, self._is_cooling = self._kind == FAN, self._kind == COOLING
         self._is_leak = self._kind == LEAK
         self._waiting = np.zeros(n, dtype=np.bool_)
@@ -158,8 +167,8 @@ class InterlockDetector:
             return ConditionChanges.none(self.rule)
         # Latest per point: each point's last row in (point, ts) order, newer than
         # what is held (ties: the first in arrival order, as elsewhere).
-        order = sorted_unique_rows(p, t, self.n_points)
-        p, t, v = p[order], t[order], v[order]
+        order, p, t = sorted_unique(p, t, self.n_points)
+        v = v[order]
         last = segment_ends(segment_starts(p))
         p, t, v = p[last], t[last], v[last]
         newer = t > self._ts[p]
@@ -181,37 +190,55 @@ class InterlockDetector:
         fed = moved[self._power] | moved[self._guard] | (self._has_other
                                                          & moved[self._other_or_0])
         moved[:] = False
-        r = np.flatnonzero(fed | self._waiting)
-        power, guard, o = self._power[r], self._guard[r], self._other_or_0[r]
-        has_other = self._has_other[r]
-        fresh = ((now - self._ts[power] <= self._stale_s[power])
-                 & (now - self._ts[guard] <= self._stale_s[guard])
-                 & (~has_other | (now - self._ts[o] <= self._stale_s[o])))
+        due = fed | self._waiting
+        r = np.flatnonzero(due)
+        # Usually most rules are fed; then all are evaluated, which spares a gather of
+        # every rule column: a rule neither fed nor waiting comes out unchanged (its
+        # data and since-times are as its last evaluation left them, and staleness
+        # only grows, so it neither fires nor clears).
+        every = 2 * r.shape[0] > self.n_rules
+        if every:
+            r = np.arange(self.n_rules)
+
+        def col(a: NDArray[_T]) -> NDArray[_T]:
+            return a if every else a[r]
+
+        power, guard, o = col(self._power), col(self._guard), col(self._other_or_0)
+        has_other = col(self._has_other)
+        ts_power, ts_guard, ts_other = self._ts[power], self._ts[guard], self._ts[o]
+        fresh = ((now - ts_power <= col(self._power_stale_s))
+                 & (now - ts_guard <= col(self._guard_stale_s))
+                 & (~has_other | (now - ts_other <= col(self._other_stale_s))))
         kw, g = self._value[power], self._value[guard]
         ov = np.where(has_other, self._value[o], np.nan)
-        active = self._active[r]
-        guard_limit, other_limit = self._guard_limit[r], self._other_limit[r]
+        active = col(self._active)
+        guard_limit, other_limit = col(self._guard_limit), col(self._other_limit)
         # Recovering needs the deadband; entering only the limit.
         slack = np.where(active, 1.0 + _DEADBAND, 1.0)
         shortfall = (g - ov) / np.maximum(g, 1e-9)
-        is_leak = self._is_leak[r]
+        is_leak = col(self._is_leak)
         guard_bad = np.where(
-            self._is_fan[r], g < guard_limit,
-            np.where(self._is_cooling[r],
+            col(self._is_fan), g < guard_limit,
+            np.where(col(self._is_cooling),
                      (g < guard_limit * slack) | (has_other & (ov < other_limit * slack)),
                      is_leak & (g > np.fmax(guard_limit, 0.0))
                      & (shortfall > other_limit / slack)))
-        power_on = kw > self._on_kw[r]
-        guard_since = _since(guard_bad, self._guard_since[r],
-                             np.where(is_leak, np.maximum(self._ts[guard], self._ts[o]),
-                                      self._ts[guard]))
-        power_since = _since(power_on, self._power_since[r], self._ts[power])
-        self._guard_since[r], self._power_since[r] = guard_since, power_since
+        power_on = kw > col(self._on_kw)
+        guard_since = _since(guard_bad, col(self._guard_since),
+                             np.where(is_leak, np.maximum(ts_guard, ts_other), ts_guard))
+        power_since = _since(power_on, col(self._power_since), ts_power)
+        if every:
+            self._guard_since, self._power_since = guard_since, power_since
+        else:
+            self._guard_since[r], self._power_since[r] = guard_since, power_since
         violated = guard_bad & power_on
         since = np.maximum(guard_since, power_since)
         waiting = fresh & violated & ~active
         fire = waiting & (now - since >= self._on_delay)
-        self._waiting[r] = waiting & ~fire
+        if every:
+            self._waiting = waiting & ~fire
+        else:
+            self._waiting[r] = waiting & ~fire
         self._pending = bool(self._waiting.any())
         clear = fresh & ~violated & active
         if not (fire.any() or clear.any()):

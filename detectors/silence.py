@@ -60,7 +60,9 @@ class SilenceDetector:
     def __init__(
         self, point_device: ArrayLike, expected_interval_s: ArrayLike, k: float = 3.0
     ) -> None:
-        self._point_device = np.array(point_device, dtype=np.int32)
+        # Native indices: every sample's device indexes per-device state, and numpy
+        # converts an int32 index array before each such use.
+        self._point_device = np.array(point_device, dtype=np.intp)
         interval = np.array(expected_interval_s, dtype=np.float64)
         if self._point_device.ndim != 1 or interval.ndim != 1:
             raise ValueError("point_device and expected_interval_s must be 1-D arrays")
@@ -110,7 +112,8 @@ class SilenceDetector:
             int(hb_device.min()) < 0 or int(hb_device.max()) >= self.n_devices
         ):
             raise ValueError("heartbeat device index out of range")
-        device = np.concatenate((self._point_device[batch.point], hb_device))
+        device = np.concatenate((self._point_device[batch.point],
+                                 hb_device.astype(np.intp, copy=False)))
         ts = np.concatenate((batch.ts, batch.heartbeat_ts))
         seen = ~np.isnan(ts)
         if not seen.all():

@@ -93,6 +93,7 @@ cut.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -184,25 +185,28 @@ def _expand(start: I64, count: I64) -> I64:
 
 @dataclass(frozen=True, slots=True)
 class _SlotTable:
-    """(weight, weighted sum) of the slots a record set touches, per ring row of its
-    devices: ``sums[local row, slot - base of the device]``."""
+    """Weight and weighted sum of the slots a record set touches, per ring row of its
+    devices, at cell ``local row * width + slot - base of the device``.  Two flat
+    arrays rather than one of pairs: numpy gathers single values by a flat index
+    several times faster than rows of a 2-D array."""
 
-    sums: F64
+    weight: F64
+    total: F64
+    width: int
     local: I64
     """First local row of each device (indexed by device; valid for the set's)."""
     base: I64
     """First slot of the table of each device."""
 
-    def at(self, d: I64, rows: I64, ring_ptr: I64, slot: I64) -> F64:
-        """The sums of slot ``slot`` of ring row ``rows`` (of devices ``d``); zeros
-        outside the table."""
-        width = self.sums.shape[1]
+    def at(self, d: I64, rows: I64, ring_ptr: I64, slot: I64) -> tuple[F64, F64]:
+        """(weight, sum) of slot ``slot`` of ring row ``rows`` (of devices ``d``);
+        zeros outside the table."""
+        width = self.width
         off = slot - self.base[d]
         inside = (off >= 0) & (off < width)
         cell = (self.local[d] + rows - ring_ptr[d]) * width + np.where(inside, off, 0)
-        out: F64 = self.sums.reshape(-1, 2)[cell]
-        out[~inside] = 0.0
-        return out
+        return (np.where(inside, self.weight[cell], 0.0),
+                np.where(inside, self.total[cell], 0.0))
 
 
 class NoisyReplayJudge:
@@ -244,12 +248,16 @@ class NoisyReplayJudge:
         """Ring row of each point (-1: not judged); a device's rows are contiguous."""
         self._ptr = np.zeros(n_devices + 1, dtype=np.int64)
         np.cumsum(np.bincount(point_device[members], minlength=n_devices), out=self._ptr[1:])
-        self._ring = np.full((members.shape[0], self.ring_slots), np.nan, dtype=np.float16)
-        """Per row and slot (modulo ring_slots): the change of slot mean into the slot."""
+        self._ring = np.full((self.ring_slots, members.shape[0]), np.nan, dtype=np.float16)
+        """Per slot (modulo ring_slots) and row: the change of slot mean into the slot.
+        Slot-major: a set of records closes one slot for most devices at once, and an
+        evaluation reads the same slots of most rows, so both walk memory in order
+        instead of touching one cache line per row of a 10 KB row."""
         self._last = np.full(members.shape[0], np.nan)
         """Per row: the mean of the device's newest final slot (NaN: missing)."""
-        self._acc = np.zeros((members.shape[0], 4), dtype=np.float64)
-        """Per row: (weight, weighted sum) of the device's current slot and the next."""
+        self._acc = np.zeros((4, members.shape[0]), dtype=np.float64)
+        """Per row (column): weight and weighted sum of the device's current slot, then
+        of the next; one row of this array per quantity, so each is a flat gather."""
         self._slot = np.full(n_devices, _NONE, dtype=np.int64)
         """Slot of each device's newest record."""
         self._lag = np.full(n_devices, -1, dtype=np.int8)
@@ -346,22 +354,27 @@ class NoisyReplayJudge:
         count = self._ptr[d + 1] - self._ptr[d]
         local = np.cumsum(count) - count
         self._local[d], self._base[d] = local, base
-        keep = np.flatnonzero(judged[rec.row_record])
+        # Cell of each sample: its ring row's local row * width + its slot's offset,
+        # the part shared by a record's samples computed once per record (rows of
+        # other devices get garbage there and are dropped: only points of judged
+        # devices have a ring row, and every sample's point is watched).
+        dev = rec.device
+        record_cell = (self._local[dev] - self._ptr[dev]) * width + slot - self._base[dev]
+        ring_row = self._row_of[rec.row_point]
+        keep = np.flatnonzero(ring_row >= 0)
         rr = rec.row_record[keep]
-        rd = rec.device[rr].astype(np.int64)
-        cell = (self._local[rd] + self._row_of[rec.row_point[keep]] - self._ptr[rd]) * width \
-            + (slot[rr] - self._base[rd])
+        cell = ring_row[keep] * width + record_cell[rr]
         f, v = frac[rr], rec.row_value[keep]
         # The carried sums go first, then each sample's two shares, sample after sample.
         c_rows = _expand(self._ptr[d[carried]], count[carried])
         c_cell = _expand(local[carried], count[carried]) * width
         nc, ns = c_rows.shape[0], cell.shape[0]
-        acc = self._acc[c_rows]
+        acc = np.take(self._acc, c_rows, axis=1)
         cells = np.empty(2 * (nc + ns), dtype=np.int64)
         weight, total = np.empty(cells.shape[0]), np.empty(cells.shape[0])
         cells[:nc], cells[nc:2 * nc] = c_cell, c_cell + 1
-        weight[:nc], weight[nc:2 * nc] = acc[:, 0], acc[:, 2]
-        total[:nc], total[nc:2 * nc] = acc[:, 1], acc[:, 3]
+        weight[:nc], weight[nc:2 * nc] = acc[0], acc[2]
+        total[:nc], total[nc:2 * nc] = acc[1], acc[3]
         share = 1.0 - f
         cells[2 * nc::2], cells[2 * nc + 1::2] = cell, cell + 1
         weight[2 * nc::2], weight[2 * nc + 1::2] = share, f
@@ -369,10 +382,10 @@ class NoisyReplayJudge:
         # bincount adds the weights of a bin in input order: running sums, as the
         # record-at-a-time reference keeps them, whatever the batching.
         size = int(count.sum()) * width
-        sums = np.empty((size, 2))
-        sums[:, 0] = np.bincount(cells, weight, size)
-        sums[:, 1] = np.bincount(cells, total, size)
-        return _SlotTable(sums.reshape(-1, width, 2), self._local, self._base)
+        # (with weights, bincount sums float64; numpy's stubs say int)
+        return _SlotTable(cast(F64, np.bincount(cells, weight, size)),
+                          cast(F64, np.bincount(cells, total, size)),
+                          width, self._local, self._base)
 
     def _close_slots(self, d: I64, old: I64, new: I64, table: _SlotTable) -> None:
         """Slots ``old .. new - 1`` of devices ``d`` (one change each) became final: put
@@ -383,27 +396,29 @@ class NoisyReplayJudge:
         rd = np.repeat(d, count)
         old_r = np.repeat(old, count)
         span = np.repeat(new - old, count)
-        ws = table.at(rd, rows, self._ptr, old_r)
+        w, s = table.at(rd, rows, self._ptr, old_r)
         with np.errstate(invalid="ignore", divide="ignore"):
-            mean = np.where(ws[:, 0] > 0, ws[:, 1] / np.where(ws[:, 0] > 0, ws[:, 0], 1.0),
-                            np.nan)
-        self._ring[rows, old_r % self.ring_slots] = _half(mean - self._last[rows])
+            mean = np.where(w > 0, s / np.where(w > 0, w, 1.0), np.nan)
+        self._put(rows, old_r, _half(mean - self._last[rows]))
         self._last[rows] = mean
         if (span > 1).any():  # a gap: the next slot held shares only, later ones nothing
             two = span > 1
             rows, rd, old_r, span, mean = rows[two], rd[two], old_r[two], span[two], mean[two]
-            ws = table.at(rd, rows, self._ptr, old_r + 1)
+            w, s = table.at(rd, rows, self._ptr, old_r + 1)
             with np.errstate(invalid="ignore", divide="ignore"):
-                after = np.where(ws[:, 0] > 0,
-                                 ws[:, 1] / np.where(ws[:, 0] > 0, ws[:, 0], 1.0), np.nan)
-            self._ring[rows, (old_r + 1) % self.ring_slots] = _half(after - mean)
+                after = np.where(w > 0, s / np.where(w > 0, w, 1.0), np.nan)
+            self._put(rows, old_r + 1, _half(after - mean))
             self._last[rows] = np.where(span > 2, np.nan, after)
             # Slots old + 2 .. new - 1: missing (at most a whole ring of them).
             gap = np.minimum(span - 2, self.ring_slots)
             if gap.any():
                 first = old_r + span - gap
-                self._ring[np.repeat(rows, gap), _expand(first, gap) % self.ring_slots] = \
-                    np.nan
+                self._put(np.repeat(rows, gap), _expand(first, gap), np.float16(np.nan))
+
+    def _put(self, rows: I64, slots: I64, change: NDArray[np.float16] | np.float16) -> None:
+        """``ring[slots % ring_slots, rows] = change``, through the flat ring."""
+        flat = (slots % self.ring_slots) * self._ring.shape[1] + rows
+        self._ring.reshape(-1)[flat] = change
 
     def _carry(self, rec: Records, slot: I64, judged: NDArray[np.bool_],
                table: _SlotTable) -> None:
@@ -413,13 +428,14 @@ class NoisyReplayJudge:
         d = rec.device[last].astype(np.int64)
         count = self._ptr[d + 1] - self._ptr[d]
         rows = _expand(self._ptr[d], count)
-        width = table.sums.shape[1]
+        width = table.width
         # Local row * width + offset of the newest slot; the next slot is the cell after.
         cell = _expand(table.local[d], count) * width + np.repeat(slot[last] - table.base[d],
                                                                    count)
-        flat = table.sums.reshape(-1, 2)
-        self._acc[rows, 0:2] = flat[cell]
-        self._acc[rows, 2:4] = flat[cell + 1]
+        after = cell + 1
+        acc = self._acc
+        acc[0, rows], acc[1, rows] = table.weight[cell], table.total[cell]
+        acc[2, rows], acc[3, rows] = table.weight[after], table.total[after]
         self._slot[d] = slot[last]
 
     # -- evaluation ---------------------------------------------------------------------
@@ -427,30 +443,35 @@ class NoisyReplayJudge:
     def _evaluate(self, d: I64, newest: I64) -> tuple[NDArray[np.int8], F64]:
         """The agreeing lag (index, -1: none) of each device at its newest final slot,
         and the estimated start of a copy (``since``) if the window agrees."""
-        w, size = self.window, self.ring_slots
+        w = self.window
         window_start = (newest - w - 1).astype(np.float64) * self.slot_s + self._lead_s
         lag = np.full(d.shape[0], -1, dtype=np.int8)
         count = self._ptr[d + 1] - self._ptr[d]
         rows = _expand(self._ptr[d], count)
         end = np.repeat(newest, count)
-        steps = np.arange(1 - w, 1, dtype=np.int64)
-        x = winsorised(self._ring[rows[:, None], (end[:, None] + steps) % size]
-                       .astype(np.float64), self.clip)
+        x = self._windows(rows, end)
         # A point whose own window is short or flat correlates with nothing: a device
         # with fewer than min_points others (at rest, at night) is settled here.
         present = ~np.isnan(x)
-        moving = (np.count_nonzero(present, axis=-1) >= self.min_valid) & (
-            np.where(present, x, -np.inf).max(axis=-1)
-            > np.where(present, x, np.inf).min(axis=-1))
+        enough = np.count_nonzero(present, axis=-1) >= self.min_valid
+        moving = enough.copy()
+        if enough.any():  # only these can move; winsorising is the costly part
+            xe, pe = winsorised(x[enough], self.clip), present[enough]
+            x[enough] = xe
+            moving[enough] = (np.where(pe, xe, -np.inf).max(axis=-1)
+                              > np.where(pe, xe, np.inf).min(axis=-1))
         live = np.add.reduceat(moving.astype(np.int32), np.cumsum(count) - count) \
             >= self.min_points
         if not live.any():
             return lag, window_start
         pick = np.repeat(live, count)
         x, rows, end, count = x[pick], rows[pick], end[pick], count[live]
-        back = end[:, None, None] - self._lag_slots[None, :, None] + steps
-        y = winsorised(self._ring[rows[:, None, None], back % size].astype(np.float64),
-                       self.clip)
+        y = self._windows(rows[:, None], end[:, None] - self._lag_slots)
+        # Pearson's r needs min_valid pairs: a side with fewer present values than
+        # that is NaN whatever its values, so only the others are winsorised.
+        ready = enough[pick][:, None] & (
+            np.count_nonzero(~np.isnan(y), axis=-1) >= self.min_valid)
+        y[ready] = winsorised(y[ready], self.clip)
         r = pearson(x[:, None, :], y, min_valid=self.min_valid)
         starts = np.cumsum(count) - count
         high = np.add.reduceat((r >= self.min_corr).astype(np.int32), starts, axis=0)
@@ -459,6 +480,18 @@ class NoisyReplayJudge:
             (low >= self.min_points).sum(axis=1) == 1)[:, None]
         lag[live] = np.where(specific.any(axis=1), np.argmax(specific, axis=1), -1)
         return lag, window_start
+
+    def _windows(self, rows: I64, end: I64) -> F64:
+        """The ``window`` slots of ring rows ``rows`` up to slot ``end`` (same shape;
+        the window along a new last axis), as float64.  One gather from the flat ring
+        (numpy's two-array fancy indexing costs several times more), and one modulo per
+        window: a window wraps the ring at most once, as the ring is longer."""
+        size, n_rows = self._ring.shape
+        slots = ((end - (self.window - 1)) % size)[..., None] + np.arange(self.window)
+        slots = np.where(slots >= size, slots - size, slots)
+        out: F64 = self._ring.reshape(-1).take(slots * n_rows + rows[..., None]
+                                                 ).astype(np.float64)
+        return out
 
     def _step(self, d: I64, lag: NDArray[np.int8], window_start: F64) -> None:
         """One evaluation per device in ``d``: the hit / miss state machine."""

@@ -27,7 +27,7 @@ from detectors._segments import (
     segment_starts,
     segment_sums,
     shift_within,
-    sorted_unique_rows,
+    sorted_unique,
 )
 from detectors.base import QUALITY_NORMAL, SampleBatch
 
@@ -208,22 +208,21 @@ class RecordBuffer:
         n_usable = p.shape[0]
         if n_usable == 0:
             return self._empty()
-        fresh = np.flatnonzero(t > self.closed_ts[self.point_device[p]])
+        d = self.point_device[p]
+        fresh = np.flatnonzero(t > self.closed_ts[d])
         if fresh.shape[0] == 0:
             self.late += n_usable
             return self._empty()
         if fresh.shape[0] < n_usable:
-            p, t, v = p[fresh], t[fresh], v[fresh]
-        touched = self._distinct(self.point_device[p])
-        held = gather_csr(self._ptr, self._points, touched)
-        held = held[self._open_has[held]]
+            p, t, v, d = p[fresh], t[fresh], v[fresh], d[fresh]
+        held = self._held_points(p.shape[0], d)
         # Held samples of open records go first: they arrived first.
         p = np.concatenate((held, p))
         t = np.concatenate((self._open_ts[self.point_device[held]], t))
         v = np.concatenate((self._open_value[held], v))
-        keep = sorted_unique_rows(p, t, self.n_points)
+        keep, p, t = sorted_unique(p, t, self.n_points)
         self.late += n_usable - (keep.shape[0] - held.shape[0])
-        p, t, v = p[keep], t[keep], v[keep]
+        v = v[keep]
         d = self.point_device[p]
         changed = v != shift_within(v, segment_starts(p), self._last_value[p])
         order = device_time_order(d, t)
@@ -234,12 +233,13 @@ class RecordBuffer:
         closed = t < self._scratch[d]
         self._remember(p, v, closed)
         self._open_has[held] = False
-        still_open = order[~closed[order]]
+        closed_in_order = closed[order]
+        still_open = order[~closed_in_order]
         op = p[still_open]
         self._open_has[op] = True
         self._open_value[op] = v[still_open]
         self._open_ts[d[still_open]] = t[still_open]
-        rows = order[closed[order]]
+        rows = order[closed_in_order]
         if rows.shape[0] == 0:
             return self._empty()
         rec = self._records(d[rows], t[rows], p[rows], v[rows], changed[rows])
@@ -269,6 +269,20 @@ class RecordBuffer:
         self.closed_ts[due] = self._open_ts[due]
         self._open_ts[due] = np.nan
         return self._records(d, t, p, v, changed)
+
+    def _held_points(self, n_rows: int, devices: NDArray[np.intp]) -> NDArray[np.intp]:
+        """Points with a held sample of an open record that rows of ``devices`` may
+        close.  Every open point when they are no more than the rows (the usual bulk
+        set, which touches most devices): an open record no row closes is merely
+        handed back open, and finding the touched devices costs more per row than
+        re-sorting those few samples.  Otherwise only the open points of the devices
+        touched, so a small batch does not pay for the whole fleet's open records."""
+        open_points = np.flatnonzero(self._open_has)
+        if open_points.shape[0] <= n_rows:
+            return open_points
+        held = gather_csr(self._ptr, self._points, self._distinct(devices))
+        out: NDArray[np.intp] = held[self._open_has[held]]
+        return out
 
     def _distinct(self, devices: NDArray[np.intp]) -> NDArray[np.intp]:
         """Each device once, in O(rows): whichever row's stamp sticks represents it."""

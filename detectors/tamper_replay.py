@@ -193,22 +193,27 @@ class ReplayJudge:
         valid = np.zeros(size, dtype=np.bool_)
         base = seg_start + np.arange(seg_start.shape[0]) * carry
         held = self._w_n[seg_dev]
+        # Column by column, each a 1-D gather (an index array with a scalar beside it
+        # takes numpy's slow general path).
         for j in range(carry):
             at = base + j
-            digest[at] = self._w_digest[seg_dev, j]
-            changes[at] = self._w_changes[seg_dev, j]
-            rest[at] = self._w_rest[seg_dev, j]
-            ts[at] = self._w_ts[seg_dev, j]
+            digest[at] = self._w_digest[:, j].take(seg_dev)
+            changes[at] = self._w_changes[:, j].take(seg_dev)
+            rest[at] = self._w_rest[:, j].take(seg_dev)
+            ts[at] = self._w_ts[:, j].take(seg_dev)
             valid[at] = j >= carry - held
         digest[pos], changes[pos], rest[pos], ts[pos] = rec.digest, rec.changes, rec.rest, rec.ts
         valid[pos] = True
-        key = np.zeros(n, dtype=np.uint64)
-        inner = np.zeros(n, dtype=np.int32)
-        all_rest = np.ones(n, dtype=np.bool_)
-        for k in range(w):
+        # The newest record of each window is the record itself (no gather needed).
+        key = rec.digest * _MULT[0]
+        # Changes inside the window: of every record but the oldest (of the only one
+        # when the window is one record).
+        inner = rec.changes.astype(np.int32)
+        all_rest = rec.rest.copy()
+        for k in range(1, w):
             key += digest[pos - k] * _MULT[k]
             all_rest &= rest[pos - k]
-            if k < carry or w == 1:
+            if k < carry:
                 inner += changes[pos - k]
         key = mix64(key ^ self._salt[rec.device])
         eligible = valid[pos - carry] & (inner >= self.min_changes) & ~all_rest
@@ -218,10 +223,10 @@ class ReplayJudge:
             end = pos[segment_ends(first)]
             for j in range(carry):
                 at = end - (carry - 1) + j
-                self._w_digest[seg_dev, j] = digest[at]
-                self._w_changes[seg_dev, j] = changes[at]
-                self._w_rest[seg_dev, j] = rest[at]
-                self._w_ts[seg_dev, j] = ts[at]
+                self._w_digest[:, j][seg_dev] = digest[at]
+                self._w_changes[:, j][seg_dev] = changes[at]
+                self._w_rest[:, j][seg_dev] = rest[at]
+                self._w_ts[:, j][seg_dev] = ts[at]
             counts = np.diff(np.append(seg_start, n)).astype(np.int32)
             self._w_n[seg_dev] = np.minimum(held + counts, carry)
         return key, ts[pos - carry], anchor
