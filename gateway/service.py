@@ -265,7 +265,7 @@ class Service:
         assert self._declared is not None
         stops = await self._declared.stops()
         self.pipeline.set_declared_stops(stops)
-        log.info("declared stops through the API: %d in force", len(stops))
+        log.info("declared stops through the API: %d on record", len(stops))
 
     def set_silences(self, silences: Sequence[Silence]) -> None:
         """The silences in force (running or scheduled)."""

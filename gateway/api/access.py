@@ -71,8 +71,6 @@ class Access:
         self.users = users
         self.registry = registry
         self.anonymous = anonymous
-        self._regions: dict[str, tuple[str, ...]] | None = None
-        self._regions_of: object = None
 
     # --- dependencies -------------------------------------------------------------------
 
@@ -121,11 +119,10 @@ class Access:
 
     def region_of(self, enterprise_id: str) -> tuple[str, ...] | None:
         """The registry region of an enterprise, ``None`` when it is not registered."""
-        spec = self.registry.spec
-        if self._regions is None or self._regions_of is not spec:
-            self._regions = {e.id: tuple(e.region) for e in spec.enterprises}
-            self._regions_of = spec
-        return self._regions.get(enterprise_id)
+        try:
+            return tuple(self.registry.enterprise(enterprise_id).region)
+        except KeyError:
+            return None
 
     def sees_enterprise(self, principal: Principal, enterprise_id: str) -> bool:
         region = self.region_of(enterprise_id)

@@ -68,23 +68,17 @@ def declared_router(ctx: ApiContext, store: DeclaredStore, *,
     assert access is not None
     times = TimestampParser()
 
-    def timezone_of(enterprise_id: str) -> str:
-        for e in ctx.registry.spec.enterprises:
-            if e.id == enterprise_id:
-                return e.timezone
-        return "Asia/Shanghai"
-
     @router.get("/api/v1/enterprises/{enterprise_id}/declared", response_model=PeriodList,
                 summary="Declared production status periods of an enterprise")
     async def list_declared(enterprise_id: str,
                             principal: Principal = Depends(access.user)) -> Any:
         access.enterprise_or_404(principal, enterprise_id)
-        tz = timezone_of(enterprise_id)
-        spec = next(e for e in ctx.registry.spec.enterprises if e.id == enterprise_id)
+        spec = ctx.registry.enterprise(enterprise_id)
         items = [{"id": None, "source": "registry", "state": p.state,
                   "from": _iso(p.from_), "to": _iso(p.to), "reason": p.reason}
                  for p in spec.declared]
-        items += [_period_json(p, tz) for p in await store.list(enterprise_id=enterprise_id)]
+        items += [_period_json(p, spec.timezone)
+                  for p in await store.list(enterprise_id=enterprise_id)]
         return {"items": items}
 
     @router.post("/api/v1/enterprises/{enterprise_id}/declared", response_model=PeriodBody,
@@ -111,7 +105,7 @@ def declared_router(ctx: ApiContext, store: DeclaredStore, *,
                                     body.reason.strip(), principal.actor, now=clock())
         if on_changed is not None:
             await on_changed()
-        return _period_json(period, timezone_of(enterprise_id))
+        return _period_json(period, ctx.registry.enterprise(enterprise_id).timezone)
 
     @router.delete("/api/v1/enterprises/{enterprise_id}/declared/{period_id}",
                    response_model=PeriodBody, summary="Withdraw a declared period "
@@ -128,7 +122,7 @@ def declared_router(ctx: ApiContext, store: DeclaredStore, *,
             raise ApiError(404, "period_not_found", str(exc)) from None
         if on_changed is not None:
             await on_changed()
-        return _period_json(period, timezone_of(enterprise_id))
+        return _period_json(period, ctx.registry.enterprise(enterprise_id).timezone)
 
     return router
 

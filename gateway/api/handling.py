@@ -331,7 +331,7 @@ def handling_router(ctx: ApiContext, *, clock: Callable[[], float] = time.time) 
 # --- helpers ----------------------------------------------------------------------------
 
 def _error(status: int, code: str, detail: str) -> JSONResponse:
-    return JSONResponse({"error": code, "detail": detail}, status_code=status)
+    return ApiError(status, code, detail).response()
 
 
 async def _notify(hook: Callable[..., Awaitable[None]] | None, *args: Any) -> None:

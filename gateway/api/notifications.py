@@ -181,7 +181,7 @@ def notifications_router(ctx: ApiContext, *,
 # --- helpers ----------------------------------------------------------------------------
 
 def _error(status: int, code: str, detail: str) -> JSONResponse:
-    return JSONResponse({"error": code, "detail": detail}, status_code=status)
+    return ApiError(status, code, detail).response()
 
 
 def _wake(hook: Callable[[], None] | None) -> None:
