@@ -9,14 +9,12 @@ import httpx
 import pytest
 
 from alerting import AlertManager, AlertStore, Condition, Subject
-from gateway.api.app import ApiContext, create_app
+from gateway.api.app import create_app
 from gateway.ingest.rejections import Reason, Rejection
-from gateway.metrics import ServiceMetrics
-from gateway.pipeline import Pipeline
 from gateway.registry import Registry
 from gateway.storage.db import open_engine
 from gateway.storage.quarantine_store import QuarantineStore
-from tests.auth_helpers import bearer, fast_access
+from tests.auth_helpers import api_context, bearer
 
 T0 = 1_795_478_400.0  # 2026-11-24T08:00:00+08:00
 
@@ -50,9 +48,7 @@ async def client(tmp_path: Path, small_registry: Registry) -> AsyncIterator[http
     await quarantine.save([Rejection(Reason.UNKNOWN_POINT, "payload.values.x: not a point",
                                      "rw/v1/E370829001/DC1/telemetry", b'{"x": 1}', T0,
                                      "E370829001", "DC1")])
-    ctx = ApiContext(registry=small_registry, engine=engine, alerts=alerts,
-                     quarantine=quarantine, pipeline=Pipeline(small_registry),
-                     metrics=ServiceMetrics(), access=fast_access(engine, small_registry))
+    ctx = api_context(engine, small_registry, alerts=alerts, quarantine=quarantine)
     transport = httpx.ASGITransport(app=create_app(ctx))
     async with httpx.AsyncClient(transport=transport, base_url="http://api") as http:
         assert ctx.access is not None

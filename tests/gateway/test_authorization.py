@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from alerting import Alert, AlertStore, Subject, fingerprint
+from alerting import Alert, Subject, fingerprint
 from alerting.notification import Notification, notification_key
 from alerting.outbox import Outbox
 from alerting.silence_store import SilenceStore
@@ -28,13 +28,10 @@ from alerting.workflow import contract_state
 from gateway.api.access import ANONYMOUS_VIEWER
 from gateway.api.app import ApiContext, create_app
 from gateway.ingest.rejections import Reason, Rejection
-from gateway.metrics import ServiceMetrics
-from gateway.pipeline import Pipeline
 from gateway.registry import Registry
 from gateway.storage.db import open_engine
 from gateway.storage.declared_store import DeclaredStore
-from gateway.storage.quarantine_store import QuarantineStore
-from tests.auth_helpers import bearer, fast_access
+from tests.auth_helpers import api_context, bearer
 from tests.helpers import fresh_schema
 
 T0 = 1_795_478_400.0
@@ -82,9 +79,7 @@ class World:
 async def world(database_url: str, small_registry: Registry) -> AsyncIterator[World]:
     engine = open_engine(database_url)
     await fresh_schema(engine)
-    ctx = ApiContext(registry=small_registry, engine=engine, alerts=AlertStore(engine),
-                     quarantine=QuarantineStore(engine), pipeline=Pipeline(small_registry),
-                     metrics=ServiceMetrics(), access=fast_access(engine, small_registry))
+    ctx = api_context(engine, small_registry)
     assert ctx.access is not None
     await ctx.quarantine.create_schema()
     await ctx.alerts.save([alert("A"), alert("B")])

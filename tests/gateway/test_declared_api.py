@@ -17,16 +17,13 @@ import httpx
 import orjson
 import pytest
 
-from alerting import AlertStore
 from gateway.api.app import ApiContext, create_app
 from gateway.ingest.decode import MessageDecoder
-from gateway.metrics import ServiceMetrics
 from gateway.pipeline import Pipeline
 from gateway.registry import Registry
 from gateway.storage.db import open_engine
 from gateway.storage.declared_store import DeclaredStore
-from gateway.storage.quarantine_store import QuarantineStore
-from tests.auth_helpers import bearer, fast_access
+from tests.auth_helpers import api_context, bearer
 from tests.helpers import fresh_schema
 
 METAL = "E320583002"  # no declared stop in the registry
@@ -44,9 +41,7 @@ class Api:
 async def api(database_url: str, small_registry: Registry) -> AsyncIterator[Api]:
     engine = open_engine(database_url)
     await fresh_schema(engine)
-    ctx = ApiContext(registry=small_registry, engine=engine, alerts=AlertStore(engine),
-                     quarantine=QuarantineStore(engine), pipeline=Pipeline(small_registry),
-                     metrics=ServiceMetrics(), access=fast_access(engine, small_registry))
+    ctx = api_context(engine, small_registry)
     assert ctx.access is not None
     await ctx.quarantine.create_schema()
     changed: list[int] = []

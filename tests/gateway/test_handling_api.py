@@ -19,12 +19,9 @@ from alerting import Alert, AlertStore, Subject, fingerprint
 from alerting.silences import MATCHER_KEYS
 from alerting.workflow import STAGES, TRANSITIONS, contract_state
 from gateway.api.app import ApiContext, create_app
-from gateway.metrics import ServiceMetrics
-from gateway.pipeline import Pipeline
 from gateway.registry import Registry
 from gateway.storage.db import open_engine
-from gateway.storage.quarantine_store import QuarantineStore
-from tests.auth_helpers import bearer, fast_access
+from tests.auth_helpers import api_context, bearer
 from tests.helpers import fresh_schema
 
 T0 = 1_795_478_400.0  # 2026-11-24T08:00:00+08:00
@@ -45,9 +42,7 @@ async def api(database_url: str, small_registry: Registry) -> AsyncIterator[Api]
     engine = open_engine(database_url)
     await fresh_schema(engine)
     alerts = AlertStore(engine)
-    ctx = ApiContext(registry=small_registry, engine=engine, alerts=alerts,
-                     quarantine=QuarantineStore(engine), pipeline=Pipeline(small_registry),
-                     metrics=ServiceMetrics(), access=fast_access(engine, small_registry))
+    ctx = api_context(engine, small_registry, alerts=alerts)
     app = create_app(ctx)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://api") as http:

@@ -17,15 +17,11 @@ import orjson
 import pytest
 import uvicorn
 
-from alerting import AlertStore
 from gateway.api.app import ApiContext, create_app
 from gateway.api.live import QUEUE_LIMIT, AlertHub
-from gateway.metrics import ServiceMetrics
-from gateway.pipeline import Pipeline
 from gateway.registry import Registry
 from gateway.storage.db import open_engine
-from gateway.storage.quarantine_store import QuarantineStore
-from tests.auth_helpers import bearer, fast_access
+from tests.auth_helpers import api_context, bearer
 from tests.gateway.test_authorization import alert
 from tests.helpers import eventually, free_port, fresh_schema
 
@@ -35,9 +31,7 @@ async def served(tmp_path: Path, small_registry: Registry
                  ) -> AsyncIterator[tuple[str, ApiContext]]:
     engine = open_engine(f"sqlite+aiosqlite:///{tmp_path / 'live.db'}")
     await fresh_schema(engine)
-    ctx = ApiContext(registry=small_registry, engine=engine, alerts=AlertStore(engine),
-                     quarantine=QuarantineStore(engine), pipeline=Pipeline(small_registry),
-                     metrics=ServiceMetrics(), access=fast_access(engine, small_registry))
+    ctx = api_context(engine, small_registry)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(ctx), host="127.0.0.1", port=port,
                                            lifespan="off", log_level="warning"))

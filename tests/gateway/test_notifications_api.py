@@ -21,12 +21,9 @@ from alerting import AlertStore
 from alerting.notification import Notification, Reason, notification_key
 from alerting.outbox import Outbox
 from gateway.api.app import ApiContext, create_app
-from gateway.metrics import ServiceMetrics
-from gateway.pipeline import Pipeline
 from gateway.registry import Registry
 from gateway.storage.db import open_engine
-from gateway.storage.quarantine_store import QuarantineStore
-from tests.auth_helpers import bearer, fast_access
+from tests.auth_helpers import api_context, bearer
 from tests.gateway.test_handling_api import T0, make_alert
 from tests.helpers import fresh_schema
 
@@ -46,9 +43,7 @@ async def api(database_url: str, small_registry: Registry) -> AsyncIterator[Api]
     engine = open_engine(database_url)
     await fresh_schema(engine)
     alerts = AlertStore(engine)
-    ctx = ApiContext(registry=small_registry, engine=engine, alerts=alerts,
-                     quarantine=QuarantineStore(engine), pipeline=Pipeline(small_registry),
-                     metrics=ServiceMetrics(), access=fast_access(engine, small_registry))
+    ctx = api_context(engine, small_registry, alerts=alerts)
     assert ctx.outbox is not None  # built from the engine when not given
     app = create_app(ctx)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
