@@ -134,8 +134,9 @@ async def test_an_alert_reaches_desk_and_screen_then_escalates_to_the_town(
         assert shown["receiver"] == "screen"
         assert [a["id"] for a in shown["alerts"]] == [a["id"] for a in body["alerts"]]
 
-        async def town() -> list[Any]:
-            return on_path(receiver, "/town")
+        async def town() -> list[Any]:  # the device_offline that follows may escalate too
+            return [r for r in on_path(receiver, "/town")
+                    if [a["kind"] for a in r.json()["alerts"]] == ["threshold"]]
 
         [escalated] = await eventually(town)
         assert escalated.json()["reason"] == "escalated"
@@ -208,7 +209,10 @@ async def test_an_acknowledgement_through_the_api_stops_the_escalation(
         assert answer.json()["alert"]["state"] == "acknowledged"
 
         await asyncio.sleep(8)  # past the 6-s town limit
-        assert on_path(receiver, "/town") == []
+        # The device falls silent after the burst, so its device_offline alert (nobody
+        # answers that one) may well reach the town; the acknowledged alert must not.
+        told_town = [a["id"] for r in on_path(receiver, "/town") for a in r.json()["alerts"]]
+        assert alert_id not in told_town
         history = (await client.get(f"/api/v1/alerts/{alert_id}/history")).json()["items"]
         actions = [(e["actor"], e["action"]) for e in history]
         assert ("system", "created") in actions
