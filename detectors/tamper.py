@@ -309,8 +309,11 @@ class TamperDetector:
         # the device was last seen is that replay's shadow (an exact copy is also a
         # near one, and its windows keep correlating for a while after it ends).
         dev = rec.device
-        last_exact = segment_cummax(np.where(replay.active, rec.ts, -np.inf), rec.first,
-                                    self._last_exact[dev])
+        if replay.active.any():
+            last_exact = segment_cummax(np.where(replay.active, rec.ts, -np.inf), rec.first,
+                                        self._last_exact[dev])
+        else:  # the usual set: each device's value carried through unchanged
+            last_exact = self._last_exact[dev]
         noisy_on = noisy.active & (noisy.since > last_exact)
         code = np.where(frozen.active, np.int8(FROZEN), np.where(
             replay.active, np.int8(REPLAY),

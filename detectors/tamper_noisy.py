@@ -179,6 +179,10 @@ def _half(change: F64) -> NDArray[np.float16]:
 def _expand(start: I64, count: I64) -> I64:
     """``start[i] + 0 .. count[i] - 1`` for every i, concatenated."""
     total = int(count.sum())
+    if start.shape[0] and np.array_equal(start[1:], start[:-1] + count[:-1]):
+        # Runs back to back (every device of a full set, in ring order): one range.
+        first = int(start[0])
+        return np.arange(first, first + total, dtype=np.int64)
     out: I64 = np.repeat(start - (np.cumsum(count) - count), count) + np.arange(total)
     return out
 

@@ -175,6 +175,9 @@ class RecordBuffer:
         self.closed_ts = np.full(n_devices, -np.inf, dtype=np.float64)
         """ts of each device's newest closed record."""
         self._open_ts = np.full(n_devices, np.nan, dtype=np.float64)
+        self._earliest_open = np.inf
+        """Smallest ts of ``_open_ts`` (inf: none), so the sweep's question costs no
+        pass over every device."""
         self._open_has = np.zeros(self.n_points, dtype=np.bool_)
         self._open_value = np.zeros(self.n_points, dtype=np.float64)
         self._last_value = np.full(self.n_points, np.nan, dtype=np.float64)
@@ -239,6 +242,7 @@ class RecordBuffer:
         self._open_has[op] = True
         self._open_value[op] = v[still_open]
         self._open_ts[d[still_open]] = t[still_open]
+        self._earliest_open = _earliest(self._open_ts)
         rows = order[closed_in_order]
         if rows.shape[0] == 0:
             return self._empty()
@@ -249,7 +253,7 @@ class RecordBuffer:
 
     def any_open_at_or_before(self, before: float) -> bool:
         """Whether :meth:`flush` with ``before`` would close a record."""
-        return bool((self._open_ts <= before).any())
+        return before >= self._earliest_open
 
     def flush(self, before: float) -> Records:
         """Close every open record with ts <= ``before`` (the watermark passed it)."""
@@ -268,6 +272,7 @@ class RecordBuffer:
         self._open_has[p] = False
         self.closed_ts[due] = self._open_ts[due]
         self._open_ts[due] = np.nan
+        self._earliest_open = _earliest(self._open_ts)
         return self._records(d, t, p, v, changed)
 
     def _held_points(self, n_rows: int, devices: NDArray[np.intp]) -> NDArray[np.intp]:
@@ -332,6 +337,11 @@ class RecordBuffer:
             digest=np.empty(0, dtype=np.uint64), row_point=np.empty(0, dtype=np.intp),
             row_value=np.empty(0), row_record=i, row_changed=np.empty(0, bool),
         )
+
+
+def _earliest(ts: NDArray[np.float64]) -> float:
+    """The smallest of ``ts`` that is not NaN (inf when none is)."""
+    return float(np.fmin.reduce(ts, initial=np.inf))
 
 
 @dataclass(frozen=True, slots=True)
