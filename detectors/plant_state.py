@@ -317,7 +317,10 @@ class PlantStateDetector:
             self._t0 += shift * self._half_life
             exponent = exponent - shift
         ok = np.isfinite(x)
-        np.add.at(self._counts, (m[ok], _bin(x[ok])), np.exp2(exponent[ok]))
+        # Through the flat view: numpy's add.at is several times faster on one axis;
+        # the adds are the same, one after another in row order.
+        cells = m[ok].astype(np.intp) * _BINS + _bin(x[ok])
+        np.add.at(self._counts.reshape(-1), cells, np.exp2(exponent[ok]))
 
 
 def _concat_readings(parts: list[MeterReadings]) -> MeterReadings:
