@@ -187,12 +187,13 @@ point_minutes_table = sa.Table(
     sa.Column("last_at", sa.BigInteger, nullable=False),
     sa.Column("count", sa.Integer, nullable=False),
     sa.Index("ix_point_minutes_enterprise_id_minute_start", "enterprise_id", "minute_start"),
+    sa.Index("ix_point_minutes_minute_start", "minute_start"),
 )
 """One row per point and minute of event time: min, mean, max and last (the value at
 ``last_at``) of the ``count`` samples received for it.  Device ids are unique across
 the registry, so (device, point, minute) is the key; enterprise-wide range reads use
-the second index.  Late samples merge into their row (upsert), see
-:mod:`gateway.storage.aggregates`."""
+the second index, the retention's deletes of the oldest minutes the third (0006).
+Late samples merge into their row (upsert), see :mod:`gateway.storage.aggregates`."""
 
 # 0005: production status declared through the API (停产 periods), besides the registry's.
 

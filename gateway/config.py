@@ -59,6 +59,9 @@ class Settings(BaseSettings):
         "Mark the session cookie Secure: set it when a proxy serves the API over HTTPS"))
     session_ttl_s: float = Field(default=43_200.0, gt=0, description=(
         "How long a login lasts (a shift, by default 12 h)"))
+    history_retention_days: float = Field(default=30.0, ge=0, description=(
+        "Days of minute history (the dashboard's charts) kept in the database; older "
+        "minutes are deleted hourly. 0 keeps everything"))
     sweep_interval_s: float = Field(default=5.0, gt=0, le=300)
     silence_k: float = Field(default=3.0, ge=1)
     max_future_s: float = Field(default=300.0, gt=0)

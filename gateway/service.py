@@ -48,7 +48,7 @@ from gateway.registry import Registry, load_registry
 from gateway.routing_file import RoutingError, load_routing
 from gateway.storage.db import open_engine
 from gateway.storage.declared_store import DeclaredStore
-from gateway.storage.history import HistoryWriter, PointHistory
+from gateway.storage.history import HistoryRetention, HistoryWriter, PointHistory
 from gateway.storage.point_minutes import PointMinuteStore
 from gateway.storage.quarantine_store import QuarantineStore
 from gateway.storage.writer import StoreWriter
@@ -81,6 +81,7 @@ class Service:
         self.history = PointHistory(self.registry.index)
         """Minute aggregates and raw windows of every point, for the dashboard's charts."""
         self._history_writer: HistoryWriter | None = None
+        self.history_retention: HistoryRetention | None = None
         self.routing = _routing(settings)
         self._channel_types = {(name, channel_name(c)): c.type
                                for name, r in self.routing.receivers.items()
@@ -147,7 +148,11 @@ class Service:
                 on_enqueued=self.dispatcher.notify if self.dispatcher else None,
                 on_saved=self.hub.publish)
             await writer.submit([], [], self.notifications.restore(restored, told, now))
-            self._history_writer = HistoryWriter(PointMinuteStore(engine), self.registry.index)
+            minutes = PointMinuteStore(engine)
+            self._history_writer = HistoryWriter(minutes, self.registry.index)
+            if settings.history_retention_days > 0:
+                self.history_retention = HistoryRetention(
+                    minutes, keep_s=settings.history_retention_days * 86_400.0)
             declared = self._declared = DeclaredStore(engine)
             await self._reload_declared()
             users = self.users = UserStore(engine, self._passwords,
@@ -199,13 +204,18 @@ class Service:
         sweep_task = asyncio.create_task(self._sweep_forever(), name="sweeper")
         dispatch_task = (asyncio.create_task(self.dispatcher.run(), name="dispatcher")
                          if self.dispatcher is not None else None)
+        retention_task = (asyncio.create_task(self.history_retention.run(),
+                                              name="history-retention")
+                          if self.history_retention is not None else None)
         self.ready.set()
         log.info("riskwatch API on http://%s:%s", self.settings.api_host, self.api_port)
         stop_task = asyncio.create_task(self._stop.wait())
         await asyncio.wait({stop_task, source_task, sweep_task, writer_task, api_task,
                             history_task}, return_when=asyncio.FIRST_COMPLETED)
         try:
-            for task in (source_task, sweep_task):
+            for task in (source_task, sweep_task, retention_task):
+                if task is None:
+                    continue
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Callable
 
 from detectors.base import SampleBatch
 from detectors.window import RecentWindow
@@ -112,3 +114,43 @@ class HistoryWriter:
                               type(exc).__name__, exc, delay)
                     await asyncio.sleep(delay)
             backoff.reset()
+
+
+class HistoryRetention:
+    """Deletes minute rows older than ``keep_s`` once every ``every_s``, for ever.
+
+    Without it ``point_minutes`` grows by 1,440 rows per point a day (docs/history.md):
+    a 10,000-point fleet adds 14 million rows a day.  Runs beside the writer on its own
+    task; a failed prune (database down) is logged and tried again at the next turn,
+    and the first turn comes at start-up, so a service that was off catches up.
+    ``clock`` gives epoch seconds (the wall clock: the minutes of a live service are on
+    it, a replay writes no history)."""
+
+    def __init__(self, store: PointMinuteStore, *, keep_s: float, every_s: float = 3_600.0,
+                 clock: Callable[[], float] = time.time) -> None:
+        if not (keep_s > 0 and every_s > 0):
+            raise ValueError("keep_s and every_s must be > 0")
+        self._store, self.keep_s, self.every_s, self._clock = store, keep_s, every_s, clock
+        self.deleted_rows = 0
+        self.failures = 0
+
+    async def prune_once(self) -> int:
+        """Delete what is older than ``keep_s`` now; rows deleted (0 after a failure)."""
+        before_ms = int((self._clock() - self.keep_s) * 1000.0)
+        try:
+            deleted = await self._store.prune(before_ms)
+        except Exception as exc:  # the database is down: the next turn tries again
+            self.failures += 1
+            log.error("history retention failed (%s: %s); trying again in %.0f s",
+                      type(exc).__name__, exc, self.every_s)
+            return 0
+        self.deleted_rows += deleted
+        if deleted:
+            log.info("history retention: deleted %d minute rows older than %.1f days",
+                     deleted, self.keep_s / 86_400.0)
+        return deleted
+
+    async def run(self) -> None:
+        while True:
+            await self.prune_once()
+            await asyncio.sleep(self.every_s)

@@ -31,6 +31,10 @@ CHUNK_ROWS = 2_000
 """Rows per statement: large enough to amortize round trips, small enough to stay far
 below PostgreSQL's 32,767 bind parameters should a driver inline them."""
 
+PRUNE_STEP_MS = 600_000
+"""Minutes of history deleted per transaction by :meth:`PointMinuteStore.prune`: ten
+minutes of a 10,000-point fleet is 100,000 rows."""
+
 
 @dataclass(slots=True)
 class MinuteSeries:
@@ -65,6 +69,24 @@ class PointMinuteStore:
             for chunk in _chunks(records, CHUNK_ROWS):
                 await conn.execute(statement, chunk)
         return len(records)
+
+    async def prune(self, before_ms: int, *, step_ms: int = PRUNE_STEP_MS) -> int:
+        """Delete the minutes starting before ``before_ms``; returns how many rows.
+
+        Oldest first, ``step_ms`` of minutes per transaction, so a large backlog (the
+        first prune of a database kept for months) never holds one long transaction
+        and locks, nor blocks the writer's upserts for long.  Each step starts at the
+        oldest row left (an index lookup), so gaps in the history cost nothing."""
+        c = table.c
+        deleted = 0
+        while True:
+            async with self._engine.begin() as conn:
+                oldest = (await conn.execute(sa.select(sa.func.min(c.minute_start)))).scalar()
+                if oldest is None or oldest >= before_ms:
+                    return deleted
+                upto = min(int(oldest) + step_ms, before_ms)
+                result = await conn.execute(sa.delete(table).where(c.minute_start < upto))
+                deleted += max(result.rowcount or 0, 0)
 
     async def query(self, enterprise_id: str, since_ms: int, until_ms: int, *,
                     device_id: str | None = None, point: str | None = None,

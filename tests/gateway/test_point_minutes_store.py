@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from detectors.base import SampleBatch
 from gateway.registry import Registry
 from gateway.storage.aggregates import MinuteAccumulator, MinuteRows
-from gateway.storage.history import HistoryWriter, PointHistory
+from gateway.storage.history import HistoryRetention, HistoryWriter, PointHistory
 from gateway.storage.point_minutes import CHUNK_ROWS, PointMinuteStore
 
 T0 = 1_795_478_400.0  # a minute boundary
@@ -99,3 +99,56 @@ async def test_the_writer_merges_its_backlog_and_drains_on_close(
     assert found[("DC1", "dp")].max == [3.0]
     assert writer.written_rows == 2  # the backlog was merged into one row per minute
     assert history.raw.samples(DP) == ([T0 + 1, T0 + 3], [1.0, 3.0])
+
+
+async def test_prune_deletes_the_minutes_before_the_cut_in_steps(
+    engine: AsyncEngine, small_registry: Registry
+) -> None:
+    # Two hours of minutes of two points, with a gap of a day before the second hour.
+    day = 86_400.0
+    first = T0 + 60.0 * np.arange(60)
+    second = T0 + day + 60.0 * np.arange(60)
+    ts = np.concatenate((first, second)).tolist()
+    store = PointMinuteStore(engine)
+    index = small_registry.index
+    await store.save(rows([DP] * 120 + [TEMP] * 120, ts + ts, [1.0] * 240), index)
+    cut = MS + int(day * 1000) + 30 * 60_000  # half of the second hour survives
+
+    deleted = await store.prune(cut, step_ms=7 * 60_000)
+
+    assert deleted == 2 * 90
+    found = await store.query("E370829001", MS, MS + int(2 * day * 1000))
+    for key in (("DC1", "dp"), ("DC1", "hopper_temp")):
+        assert found[key].t == [cut + i * 60_000 for i in range(30)]
+    assert await store.prune(cut) == 0  # nothing left before the cut
+    assert await store.prune(MS) == 0
+
+
+async def test_retention_prunes_on_its_clock_and_survives_a_failing_database(
+    engine: AsyncEngine, small_registry: Registry, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = PointMinuteStore(engine)
+    await store.save(rows([DP, DP], [T0, T0 + 3_600.0], [1.0, 2.0]), small_registry.index)
+    now = [T0 + 2 * 3_600.0]
+    retention = HistoryRetention(store, keep_s=1.5 * 3_600.0, clock=lambda: now[0])
+
+    assert await retention.prune_once() == 1  # the first minute is 2 h old, the other 1 h
+    now[0] += 3_600.0
+    assert await retention.prune_once() == 1
+    assert retention.deleted_rows == 2
+    assert await store.query("E370829001", MS, MS + 7_200_000) == {}
+
+    class Down(PointMinuteStore):
+        async def prune(self, before_ms: int, *, step_ms: int = 0) -> int:
+            raise OSError("connection refused")
+
+    failing = HistoryRetention(Down(engine), keep_s=60.0, every_s=0.01)
+    task = asyncio.create_task(failing.run())
+    await asyncio.sleep(0.1)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert failing.failures >= 2  # logged and tried again, the task alive
+    assert "history retention failed (OSError: connection refused)" in caplog.text
+    with pytest.raises(ValueError, match="keep_s and every_s must be > 0"):
+        HistoryRetention(store, keep_s=0)
