@@ -280,6 +280,19 @@ class ReplayJudge:
         dev = rec.device
         seed_active, seed_since, seed_lag = self._active[dev], self._since[dev], self._lag[dev]
         events = np.flatnonzero(kind != 0)
+        if events.shape[0]:
+            # A miss of a device holding no lag changes nothing it reports (its miss
+            # count only matters once a hit has set a lag, and that hit zeroes it), so
+            # unless the device also hits in this set, its misses are left out: most
+            # windows are new (misses) and most devices at rest, which spares the
+            # rank-by-rank walk below on nearly every set.
+            ev_dev = dev[where[events]]
+            hit = kind[events] == 1
+            hitting = np.zeros(self._lag.shape[0], dtype=np.bool_)
+            hitting[ev_dev[hit]] = True
+            relevant = hit | ~np.isnan(self._lag[ev_dev]) | hitting[ev_dev]
+            if not relevant.all():
+                events = events[relevant]
         ev_rec = where[events]
         ev_kind, ev_lag, ev_start = kind[events], lag[events], start[events]
         ev_dev = dev[ev_rec]
