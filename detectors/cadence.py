@@ -92,6 +92,11 @@ class Cadence:
 
 
 def _newest(batch: SampleBatch) -> float:
+    """The newest finite ts (-inf: none).  ``fmax`` passes NaN by, so one reduction
+    answers unless an infinite ts came (then the finite rows are picked out)."""
+    newest = float(np.fmax.reduce(batch.ts, initial=-math.inf))
+    if newest != math.inf:
+        return newest
     finite = batch.ts[np.isfinite(batch.ts)]
     return float(finite.max()) if finite.shape[0] else -math.inf
 

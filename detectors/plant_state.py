@@ -73,11 +73,17 @@ class MeterReadings:
 
     @classmethod
     def empty(cls) -> MeterReadings:
-        f = np.empty(0, dtype=np.float64)
-        return cls(np.empty(0, dtype=np.int32), f, f, f, np.empty(0, dtype=np.int8), f, f)
+        """No readings: one shared read-only instance (asked for on every sweep)."""
+        return _NO_READINGS
 
     def __len__(self) -> int:
         return int(self.meter.shape[0])
+
+
+_NO_F64 = read_only(np.empty(0, dtype=np.float64))
+_NO_READINGS = MeterReadings(read_only(np.empty(0, dtype=np.int32)), _NO_F64, _NO_F64,
+                             _NO_F64, read_only(np.empty(0, dtype=np.int8)), _NO_F64,
+                             _NO_F64)
 
 
 class PlantStateDetector:

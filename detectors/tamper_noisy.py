@@ -489,12 +489,13 @@ class NoisyReplayJudge:
         """The ``window`` slots of ring rows ``rows`` up to slot ``end`` (same shape;
         the window along a new last axis), as float64.  One gather from the flat ring
         (numpy's two-array fancy indexing costs several times more), and one modulo per
-        window: a window wraps the ring at most once, as the ring is longer."""
+        window: a window wraps the ring at most once, as the ring is longer, so a slot
+        past the ring's end is a flat index past its end by whole rings, which ``take``
+        wraps back (``mode="wrap"``) without a pass of its own."""
         size, n_rows = self._ring.shape
         slots = ((end - (self.window - 1)) % size)[..., None] + np.arange(self.window)
-        slots = np.where(slots >= size, slots - size, slots)
-        out: F64 = self._ring.reshape(-1).take(slots * n_rows + rows[..., None]
-                                                 ).astype(np.float64)
+        out: F64 = self._ring.reshape(-1).take(slots * n_rows + rows[..., None],
+                                                 mode="wrap").astype(np.float64)
         return out
 
     def _step(self, d: I64, lag: NDArray[np.int8], window_start: F64) -> None:
