@@ -82,6 +82,10 @@ class SilenceDetector:
         """Event time of each device's latest activity; NaN: nothing since start."""
         self._silent = np.zeros(self.n_devices, dtype=np.bool_)
         self._silent_at = np.full(self.n_devices, np.nan, dtype=np.float64)
+        # Read-only views for callers, made once: both arrays are only written in place,
+        # and the site-level fake-offline rule asks for them on every sweep.
+        self._last_seen_view = read_only(self._last_seen)
+        self._silent_view = read_only(self._silent)
         """Watermark instant at which the current silence was declared."""
         self._watch_start = math.nan
         """The first sweep instant: never-seen devices are judged from here."""
@@ -94,12 +98,12 @@ class SilenceDetector:
     @property
     def last_seen(self) -> NDArray[np.float64]:
         """Event time of each device's latest data (read-only; NaN: nothing since start)."""
-        return read_only(self._last_seen)
+        return self._last_seen_view
 
     @property
     def silent(self) -> NDArray[np.bool_]:
         """Whether each device is currently judged silent (read-only)."""
-        return read_only(self._silent)
+        return self._silent_view
 
     def update(self, batch: SampleBatch) -> ConditionChanges:
         """Record activity; return clearing rows for silent devices that came back."""
