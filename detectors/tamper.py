@@ -63,9 +63,13 @@ class TamperDetector:
     which no signal here notices (each needs 20 min or more of evidence).
 
     Samples are judged in bulk (:mod:`detectors.cadence`): held until ``judge_every_s``
-    of event time (default 60 s; 0: every batch) has passed since the first held batch,
-    then judged together; the changes are the same, as they do not depend on where
-    batches are cut, only emitted up to a minute later.
+    of event time (default 120 s; 0: every batch) has passed since the first held
+    batch, then judged together; the changes are the same, as they do not depend on
+    where batches are cut, only emitted up to two minutes later.  Two minutes, not one:
+    every signal here needs 20 minutes or more of evidence (the disguised replay is
+    evaluated every 6 minutes anyway), and each judging pass has a fixed cost of a few
+    hundred numpy calls that dominates the fleet's 5-s batches; on the 50-site suite
+    this moved the median fake-offline delay by 25 s (docs/detection.md).
 
     Frozen, severity 1 (:mod:`detectors.tamper_frozen`): no watched point of the device
     changed for ``max(min_frozen_s, frozen_factor x learned)``, ``learned`` being the
@@ -150,7 +154,7 @@ class TamperDetector:
         *,
         n_devices: int | None = None,
         close_after_s: float = 300.0,
-        judge_every_s: float = 60.0,
+        judge_every_s: float = 120.0,
         min_frozen_s: float = 1200.0,
         frozen_factor: float = 2.0,
         frozen_half_life_s: float = 7 * DAY,
