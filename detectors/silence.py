@@ -82,11 +82,11 @@ class SilenceDetector:
         """Event time of each device's latest activity; NaN: nothing since start."""
         self._silent = np.zeros(self.n_devices, dtype=np.bool_)
         self._silent_at = np.full(self.n_devices, np.nan, dtype=np.float64)
+        """Watermark instant at which the current silence was declared."""
         # Read-only views for callers, made once: both arrays are only written in place,
         # and the site-level fake-offline rule asks for them on every sweep.
         self._last_seen_view = read_only(self._last_seen)
         self._silent_view = read_only(self._silent)
-        """Watermark instant at which the current silence was declared."""
         self._watch_start = math.nan
         """The first sweep instant: never-seen devices are judged from here."""
         self._quiet_until = -math.inf
