@@ -33,7 +33,7 @@ import math
 import sys
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
@@ -449,7 +449,7 @@ class Timings:
     vectorized_plain: float = math.inf
     reference: float = math.inf
     reference_plain: float = math.inf
-    round_ratios: list[float] | None = None
+    round_ratios: list[float] = field(default_factory=list)
 
 
 def time_interleaved(w: Workload, sweep_interval_s: float, repeats: int,
@@ -458,7 +458,7 @@ def time_interleaved(w: Workload, sweep_interval_s: float, repeats: int,
     ``reference_repeats`` rounds, the reference: a slow or busy spell of the machine
     then hits both sides instead of one, and each side is its best run (the reference
     used to run once against the core's best of several, which flattered the ratio)."""
-    best = Timings(round_ratios=[])
+    best = Timings()
     core = None
     for round_ in range(max(repeats, reference_repeats)):
         seconds, core = _run_vectorized_once(w, sweep_interval_s, tamper=True)
@@ -470,7 +470,6 @@ def time_interleaved(w: Workload, sweep_interval_s: float, repeats: int,
             best.reference = min(best.reference, ref_full)
             best.reference_plain = min(best.reference_plain,
                                        time_reference(w, with_tamper=False))
-            assert best.round_ratios is not None
             best.round_ratios.append(ref_full / seconds)
     assert core is not None
     return best, core
@@ -499,7 +498,7 @@ def report(w: Workload, label: str, sweep_interval_s: float, repeats: int,
     print(f"reference, without tamper          {n / ref_plain:>12,.0f} points/s  "
           f"({ref_plain * 1e3:8.1f} ms)")
     if has_tamper:
-        ratios = timed.round_ratios or []
+        ratios = timed.round_ratios
         print(f"ratio, all rules                   {ref_full / seconds:>12.1f} x"
               + (f"  (single rounds {min(ratios):.1f}-{max(ratios):.1f} x)"
                  if len(ratios) > 1 else ""))
@@ -526,7 +525,8 @@ def main() -> None:
     parser.add_argument("--points", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3,
-                        help="rounds timing the vectorized core (best counts)")
+                        help="rounds timing the vectorized core, at least "
+                             "--reference-repeats (the best counts)")
     parser.add_argument("--reference-repeats", type=int, default=3,
                         help="of those rounds, how many also time the reference")
     parser.add_argument("--sweep-s", type=float, default=5.0,
