@@ -171,6 +171,29 @@ def shift_within(
     return np.where(first, seed, prev)
 
 
+def shift_from_state(
+    rows: NDArray[_T], first: NDArray[np.bool_], state: NDArray[_T],
+    keys: NDArray[np.integer[Any]]
+) -> NDArray[_T]:
+    """:func:`shift_within` seeded from per-key ``state`` (``state[keys]`` at starts).
+
+    Only segment starts read the carried state, so only they gather it: one gather per
+    segment instead of a gather and a select over every row (rules run this on every
+    judged row, and segments are points or devices with many rows each).
+
+    >>> first = np.array([True, False, True])
+    >>> shift_from_state(np.array([1, 2, 3]), first, np.array([7, 0, 9]),
+    ...                  np.array([0, 0, 2])).tolist()
+    [7, 1, 9]
+    """
+    prev = np.empty_like(rows)
+    if rows.shape[0]:
+        prev[1:] = rows[:-1]
+        starts = first.nonzero()[0]
+        prev[starts] = state[keys[starts]]
+    return prev
+
+
 def segment_sums(x: NDArray[Any], start: NDArray[np.intp]) -> NDArray[Any]:
     """Sum of ``x`` over each segment ``[start[i], start[i + 1])`` (the last to the end).
 

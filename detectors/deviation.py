@@ -36,6 +36,7 @@ from detectors._segments import (
     read_only,
     segment_ends,
     segment_starts,
+    shift_from_state,
     shift_within,
 )
 from detectors.base import ConditionChanges, SampleBatch
@@ -566,7 +567,7 @@ class DeviationDetector(BulkJudged):
             active[seg_w] = raw_last
             start[seg_w] = np.where(raw_last, run_start[last], np.nan)
         point = self._watched_point[ew]
-        changed = np.flatnonzero(code != shift_within(code, first, self._code[point]))
+        changed = np.flatnonzero(code != shift_from_state(code, first, self._code, point))
         self._code[self._watched_point[seg_w]] = code[last]
         if changed.shape[0] == 0:
             return ConditionChanges.none(self.rule)

@@ -35,7 +35,7 @@ from detectors._segments import (
     read_only,
     segment_ends,
     segment_starts,
-    shift_within,
+    shift_from_state,
 )
 from detectors.base import ConditionChanges, SampleBatch
 from detectors.cadence import Cadence
@@ -279,7 +279,7 @@ class PlantStateDetector:
         producing = np.where(event, enter, carried)[ffill_positions(event | first, positions)]
         code = np.where(producing, PRODUCTION,
                         np.where(u >= self._standby, STANDBY, OFF)).astype(np.int8)
-        changed = np.flatnonzero(code != shift_within(code, first, self._state[m]))
+        changed = np.flatnonzero(code != shift_from_state(code, first, self._state, m))
 
         self._learn(m, t, x)
         self._state[seg_meter] = code[last]

@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from detectors._segments import read_only, segment_ends, shift_within
+from detectors._segments import read_only, segment_ends, shift_from_state
 from detectors.base import ConditionChanges, SampleBatch
 from detectors.cadence import Cadence
 from detectors.tamper_clone import CloneJudge
@@ -322,7 +322,7 @@ class TamperDetector:
         code = np.where(frozen.active, np.int8(FROZEN), np.where(
             replay.active, np.int8(REPLAY),
             np.where(noisy_on, np.int8(NOISY_REPLAY), np.int8(0)))).astype(np.int8)
-        at = np.flatnonzero(code != shift_within(code, rec.first, self._device_code[dev]))
+        at = np.flatnonzero(code != shift_from_state(code, rec.first, self._device_code, dev))
         last = segment_ends(rec.first)
         self._device_code[dev[last]] = code[last]
         self._last_exact[dev[last]] = last_exact[last]

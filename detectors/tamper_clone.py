@@ -37,7 +37,7 @@ from detectors._segments import (
     ffill_positions,
     segment_ends,
     segment_starts,
-    shift_within,
+    shift_from_state,
 )
 from detectors.tamper_records import Records
 
@@ -109,7 +109,7 @@ class CloneJudge:
         if pair.shape[0] == 0:
             return none
         on, since, need = self._runs(pair, va, vb, ts)
-        prev = shift_within(on, segment_starts(pair), self._active[pair])
+        prev = shift_from_state(on, segment_starts(pair), self._active, pair)
         flips = np.flatnonzero(on != prev)
         first = segment_starts(pair)
         last = segment_ends(first)
@@ -163,7 +163,7 @@ class CloneJudge:
         run_start = np.where(carried & (carry_run > 0), self._run_start[pair],
                              ts[opens])
         # Moves of a's value inside the run (the run's first row is its baseline).
-        moved = va != shift_within(va, first, self._last_a[pair])
+        moved = va != shift_from_state(va, first, self._last_a, pair)
         run_first = equal & (((idx == seg_start) & (carry_run == 0))
                              | ((idx == brk + 1) & ~carried))
         counted = moved & equal & ~run_first

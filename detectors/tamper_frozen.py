@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from detectors._segments import ffill_positions, segment_ends, shift_within
+from detectors._segments import ffill_positions, segment_ends, shift_from_state, shift_within
 from detectors.tamper_records import Records, Verdict, segment_cummax
 
 
@@ -62,11 +62,12 @@ class FrozenJudge:
         dev, ts, first = rec.device, rec.ts, rec.first
         if dev.shape[0] == 0:
             return Verdict.idle(0)
-        prev_ts = shift_within(ts, first, self._last_ts[dev])
+        prev_ts = shift_from_state(ts, first, self._last_ts, dev)
         brk = (rec.changes > 0) | ~(ts - prev_ts <= self.max_gap_s) | rec.rest
         run_start = np.where(brk, ts, self._run_start[dev])[ffill_positions(brk | first)]
         elapsed = ts - run_start
-        prev_elapsed = shift_within(elapsed, first, self._last_ts[dev] - self._run_start[dev])
+        prev_elapsed = shift_from_state(elapsed, first, self._last_ts - self._run_start,
+                                        dev)
         ended = brk & (prev_elapsed > 0)
         safe = np.where(ended, prev_elapsed, 1.0)
         z_ended = np.log2(safe) + prev_ts / self.half_life_s

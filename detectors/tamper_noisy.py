@@ -98,7 +98,12 @@ from typing import cast
 import numpy as np
 from numpy.typing import NDArray
 
-from detectors._segments import ffill_positions, segment_ends, segment_starts, shift_within
+from detectors._segments import (
+    ffill_positions,
+    segment_ends,
+    segment_starts,
+    shift_from_state,
+)
 from detectors.tamper_records import Records, Verdict
 
 _NONE = np.iinfo(np.int64).min
@@ -290,7 +295,7 @@ class NoisyReplayJudge:
         u = rec.ts / self.slot_s
         k_float = np.floor(u)
         slot = k_float.astype(np.int64)
-        prev = shift_within(slot, first, self._slot[dev])
+        prev = shift_from_state(slot, first, self._slot, dev)
         events = np.flatnonzero(judged & (slot > prev) & (prev != _NONE))
         table = self._slot_table(rec, slot, u - k_float, judged)
         at: list[NDArray[np.intp]] = []
@@ -493,6 +498,14 @@ class NoisyReplayJudge:
         past the ring's end is a flat index past its end by whole rings, which ``take``
         wraps back (``mode="wrap"``) without a pass of its own."""
         size, n_rows = self._ring.shape
+        if end.ndim == 1 and end.shape[0] and not (end != end[0]).any():
+            # One newest slot for all (the usual evaluation: the fleet's devices close
+            # their slots together): the window's ring rows as one block, then its
+            # columns, instead of one wrapped index per element.
+            block = self._ring.take((int(end[0]) - (self.window - 1)
+                                     + np.arange(self.window)) % size, axis=0)
+            same: F64 = np.ascontiguousarray(block.take(rows, axis=1).T, dtype=np.float64)
+            return same
         slots = ((end - (self.window - 1)) % size)[..., None] + np.arange(self.window)
         out: F64 = self._ring.reshape(-1).take(slots * n_rows + rows[..., None],
                                                  mode="wrap").astype(np.float64)

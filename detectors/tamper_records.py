@@ -26,7 +26,7 @@ from detectors._segments import (
     segment_ends,
     segment_starts,
     segment_sums,
-    shift_within,
+    shift_from_state,
     sorted_unique,
 )
 from detectors.base import QUALITY_NORMAL, SampleBatch
@@ -227,7 +227,7 @@ class RecordBuffer:
         self.late += n_usable - (keep.shape[0] - held.shape[0])
         v = v[keep]
         d = self.point_device[p]
-        changed = v != shift_within(v, segment_starts(p), self._last_value[p])
+        changed = v != shift_from_state(v, segment_starts(p), self._last_value, p)
         order = device_time_order(d, t)
         dd = d[order]
         dev_first = segment_starts(dd)

@@ -18,6 +18,7 @@ from detectors._segments import (
     segment_ends,
     segment_starts,
     segment_sums,
+    shift_from_state,
     shift_within,
 )
 from detectors.base import ConditionChanges, SampleBatch
@@ -231,7 +232,7 @@ class ThresholdDetector:
         excursion_start = np.where(excursion_rising, t, self._excursion_start[p])[
             ffill_positions(excursion_rising | first, positions)
         ]
-        changed = np.flatnonzero(code != shift_within(code, first, self._code[p]))
+        changed = np.flatnonzero(code != shift_from_state(code, first, self._code, p))
         self._excursion_start[seg_points] = np.where(
             any_raw[last], excursion_start[last], np.nan
         )

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from detectors.base import SampleBatch
 from detectors.tamper import NOISY_REPLAY, REPLAY, TamperDetector
-from detectors.tamper_noisy import pearson, winsorised
+from detectors.tamper_noisy import NoisyReplayJudge, pearson, winsorised
 from tests.detectors.change_rows import Row, rows
 from tests.detectors.test_tamper_reference import LAYOUT, SMALL, Reference, device_series
 
@@ -292,3 +292,24 @@ def test_nan_gaps_and_out_of_order_arrival_match_the_reference(
         assert rows(det.update(batch)) == ref.update(batch)
     assert rows(det.sweep(1e12)) == ref.sweep(1e12)
     assert (det.late_samples, det.skipped_samples) == (ref.late, ref.skipped)
+
+
+@pytest.mark.parametrize("end", [5, 19, 5059, 5070, 123_456])
+def test_windows_of_one_newest_slot_read_the_same_as_the_general_gather(end: int) -> None:
+    judge = NoisyReplayJudge(
+        np.repeat(np.arange(100), 3).astype(np.int32), np.ones(300, dtype=np.bool_), 100,
+        slot_s=120.0, window=20, every=3, lags_s=(86_400.0, 172_800.0, 604_800.0),
+        min_corr=0.75, control_corr=0.45, min_points=3, min_hits=3, clear_misses=3,
+        clip=2.5, min_valid=16)
+    rng = np.random.default_rng(end)
+    judge._ring[:] = rng.normal(size=judge._ring.shape).astype(np.float16)
+    judge._ring[rng.random(judge._ring.shape) < 0.1] = np.nan
+    rows = rng.permutation(300)[:200]
+    one_end = judge._windows(rows, np.full(200, end))  # the block path
+    mixed = np.full(200, end)
+    mixed[-1] += 1  # one other newest slot: the general path
+    general = judge._windows(rows, mixed)
+    assert one_end.shape == (200, 20)
+    assert one_end.flags.c_contiguous
+    np.testing.assert_array_equal(one_end[:-1], general[:-1])
+    assert not np.array_equal(one_end[-1], general[-1], equal_nan=True)
