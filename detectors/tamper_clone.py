@@ -109,9 +109,8 @@ class CloneJudge:
         if pair.shape[0] == 0:
             return none
         on, since, need = self._runs(pair, va, vb, ts)
-        prev = shift_from_state(on, segment_starts(pair), self._active, pair)
-        flips = np.flatnonzero(on != prev)
         first = segment_starts(pair)
+        flips = np.flatnonzero(on != shift_from_state(on, first, self._active, pair))
         last = segment_ends(first)
         self._active[pair[last]] = on[last]
         if flips.shape[0] == 0:
