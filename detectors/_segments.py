@@ -56,7 +56,7 @@ def sorted_unique(
     """
     key = point.astype(np.uint16) if n_points <= _RADIX_KEYS else point
     order = np.argsort(key, kind="stable")
-    p, t = point[order], ts[order]
+    p, t = point.take(order), ts.take(order)
     same_point = p[1:] == p[:-1]
     if (same_point & (t[1:] < t[:-1])).any():
         # Out of order inside some point: ts first (ties in any order, they are
@@ -101,15 +101,16 @@ def judgeable_rows(
     if considered is not None:
         # Compact first: a rule often looks at a small share of the batch.
         rows = np.flatnonzero(considered)
-        key, ts, value, quality = key[rows], ts[rows], value[rows], quality[rows]
+        key, ts = key.take(rows), ts.take(rows)
+        value, quality = value.take(rows), quality.take(rows)
     n_considered = key.shape[0]
     judged = np.isfinite(value) & np.isfinite(ts) & (quality == QUALITY_NORMAL)
-    fresh = judged & (ts > last_ts[key])
+    fresh = judged & (ts > last_ts.take(key))
     n_judged = int(np.count_nonzero(judged))
     if not fresh.all():
         key, ts, value = key[fresh], ts[fresh], value[fresh]
     keep, key, ts = sorted_unique(key, ts, n_keys)
-    return key, ts, value[keep], n_considered - n_judged, n_judged - keep.shape[0]
+    return key, ts, value.take(keep), n_considered - n_judged, n_judged - keep.shape[0]
 
 
 def segment_starts(keys: NDArray[np.integer[Any]]) -> NDArray[np.bool_]:
@@ -190,7 +191,7 @@ def shift_from_state(
     if rows.shape[0]:
         prev[1:] = rows[:-1]
         starts = first.nonzero()[0]
-        prev[starts] = state[keys[starts]]
+        prev[starts] = state.take(keys.take(starts))
     return prev
 
 
@@ -212,8 +213,8 @@ def segment_sums(x: NDArray[Any], start: NDArray[np.intp]) -> NDArray[Any]:
     ends = np.empty_like(start)
     ends[:-1] = start[1:] - 1
     ends[-1] = x.shape[0] - 1
-    total: NDArray[Any] = running[ends]
-    total[1:] -= running[start[1:] - 1]
+    total: NDArray[Any] = running.take(ends)
+    total[1:] -= running.take(start[1:] - 1)
     return total
 
 

@@ -105,8 +105,8 @@ class SampleBatch:
         ...     np.array([2, 0])).point.tolist()
         [6, 4]
         """
-        return SampleBatch(self.point[rows], self.ts[rows], self.value[rows],
-                           self.quality[rows], self.heartbeat_device[:0],
+        return SampleBatch(self.point.take(rows), self.ts.take(rows), self.value.take(rows),
+                           self.quality.take(rows), self.heartbeat_device[:0],
                            self.heartbeat_ts[:0])
 
 

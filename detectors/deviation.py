@@ -233,10 +233,11 @@ class DeviationDetector(BulkJudged):
         self._key[gate_points] = n_watched + np.arange(n_gates, dtype=np.int32)
         self._watched_point = watched_point
         self._gate_of = np.where(has_gate, np.searchsorted(gate_points, gate_of_point),
-                                 -1).astype(np.int32)
-        """Gate index (0..G-1) of each watched key, -1 for none."""
+                                 -1).astype(np.intp)
+        """Gate index (0..G-1) of each watched key, -1 for none (native ints: it
+        indexes the per-gate state, and an int32 index costs numpy a cast)."""
         self._gate_ptr, members = group_csr(self._gate_of[has_gate], n_gates)
-        self._gate_members = np.flatnonzero(has_gate).astype(np.int32)[members]
+        self._gate_members = np.flatnonzero(has_gate)[members]
         """Watched keys of gate ``g``: ``_gate_members[_gate_ptr[g]:_gate_ptr[g + 1]]``."""
 
         self._settle = _per_point(settle_s, "settle_s", n_points)[watched_point]
@@ -317,12 +318,12 @@ class DeviationDetector(BulkJudged):
             raise ValueError(f"point index out of range 0..{self.n_points - 1}")
         if self._n_watched == 0:
             return ConditionChanges.none(self.rule)
-        return self._hold(batch, self._key[point] >= 0)
+        return self._hold(batch, self._key.take(point) >= 0)
 
     # -- internals ---------------------------------------------------------------------
 
     def _take(self, batch: SampleBatch) -> ConditionChanges:
-        key = self._key[batch.point]
+        key = self._key.take(batch.point)
         mine = key >= 0
         k, t, v, skipped, late = judgeable_rows(key, batch.ts, batch.value, batch.quality,
                                                 self._last_ts, self._last_ts.shape[0],
@@ -365,7 +366,7 @@ class DeviationDetector(BulkJudged):
         g: NDArray[np.intp],
         t: NDArray[np.float64],
         v: NDArray[np.float64],
-        query_gate: NDArray[np.int32],
+        query_gate: NDArray[np.intp],
         query_ts: NDArray[np.float64],
     ) -> tuple[NDArray[np.bool_], NDArray[np.float64], NDArray[np.intp], NDArray[np.float64]]:
         """Run the gates over their rows (sorted by (gate, ts)); answer for each query
@@ -384,9 +385,10 @@ class DeviationDetector(BulkJudged):
         first = segment_starts(g)
         last = segment_ends(first)
         running = v >= RUNNING_AT
-        was = shift_within(running, first, carried_running[g])
+        was = shift_within(running, first, carried_running.take(g))
         rising = running & ~was
-        since = np.where(rising, t, carried_since[g])[ffill_positions(rising | first, positions)]
+        since = np.where(rising, t, carried_since.take(g))[
+            ffill_positions(rising | first, positions)]
         since = np.where(running, since, np.nan)
         stop = np.flatnonzero(was & ~running)
 

@@ -217,7 +217,7 @@ class HiddenOperationDetector:
               ) -> tuple[NDArray[np.int32], NDArray[np.float64], NDArray[np.int8],
                          NDArray[np.float64]]:
         """One sample per meter: returns the meter-level (meter, ts, ±, since) events."""
-        m, t, u = r.meter[rows], r.ts[rows], r.load[rows]
+        m, t, u = r.meter.take(rows), r.ts.take(rows), r.load.take(rows)
         interval = self._interval[m]
         gap = t - self._last_ts[m]
         dt_h = np.where(np.isfinite(gap), np.minimum(gap, 2 * interval), interval) / 3600.0

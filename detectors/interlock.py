@@ -158,9 +158,9 @@ class InterlockDetector:
         """Keep the latest usable value of every watched point (rules run at sweeps)."""
         if len(batch) == 0:
             return ConditionChanges.none(self.rule)
-        rows = np.flatnonzero(self._watched[batch.point])
-        p, t, v = batch.point[rows], batch.ts[rows], batch.value[rows]
-        keep = np.isfinite(v) & np.isfinite(t) & (batch.quality[rows] <= _LAST_USABLE)
+        rows = np.flatnonzero(self._watched.take(batch.point))
+        p, t, v = batch.point.take(rows), batch.ts.take(rows), batch.value.take(rows)
+        keep = np.isfinite(v) & np.isfinite(t) & (batch.quality.take(rows) <= _LAST_USABLE)
         self.samples_ignored += int(keep.shape[0] - np.count_nonzero(keep))
         p, t, v = p[keep], t[keep], v[keep]
         if p.shape[0] == 0:
@@ -168,10 +168,10 @@ class InterlockDetector:
         # Latest per point: each point's last row in (point, ts) order, newer than
         # what is held (ties: the first in arrival order, as elsewhere).
         order, p, t = sorted_unique(p, t, self.n_points)
-        v = v[order]
+        v = v.take(order)
         last = segment_ends(segment_starts(p))
-        p, t, v = p[last], t[last], v[last]
-        newer = t > self._ts[p]
+        p, t, v = p.take(last), t.take(last), v.take(last)
+        newer = t > self._ts.take(p)
         moved = p[newer]
         self._ts[moved] = t[newer]
         self._value[moved] = v[newer]
@@ -187,8 +187,8 @@ class InterlockDetector:
             return ConditionChanges.none(self.rule)
         self._dirty = False
         moved = self._point_moved
-        fed = moved[self._power] | moved[self._guard] | (self._has_other
-                                                         & moved[self._other_or_0])
+        fed = moved.take(self._power) | moved.take(self._guard) | (
+            self._has_other & moved.take(self._other_or_0))
         moved[:] = False
         due = fed | self._waiting
         r = np.flatnonzero(due)
@@ -205,12 +205,12 @@ class InterlockDetector:
 
         power, guard, o = col(self._power), col(self._guard), col(self._other_or_0)
         has_other = col(self._has_other)
-        ts_power, ts_guard, ts_other = self._ts[power], self._ts[guard], self._ts[o]
+        ts_power, ts_guard, ts_other = self._ts.take(power), self._ts.take(guard), self._ts.take(o)
         fresh = ((now - ts_power <= col(self._power_stale_s))
                  & (now - ts_guard <= col(self._guard_stale_s))
                  & (~has_other | (now - ts_other <= col(self._other_stale_s))))
-        kw, g = self._value[power], self._value[guard]
-        ov = np.where(has_other, self._value[o], np.nan)
+        kw, g = self._value.take(power), self._value.take(guard)
+        ov = np.where(has_other, self._value.take(o), np.nan)
         active = col(self._active)
         guard_limit, other_limit = col(self._guard_limit), col(self._other_limit)
         # Recovering needs the deadband; entering only the limit.

@@ -62,7 +62,7 @@ class MeterReadings:
     """The meter samples judged by the last :meth:`PlantStateDetector.update`, sorted by
     (meter, ts): what downstream rules (hidden operation) consume."""
 
-    meter: NDArray[np.int32]
+    meter: NDArray[np.intp]
     ts: NDArray[np.float64]
     p_kw: NDArray[np.float64]
     load: NDArray[np.float64]
@@ -81,7 +81,7 @@ class MeterReadings:
 
 
 _NO_F64 = read_only(np.empty(0, dtype=np.float64))
-_NO_READINGS = MeterReadings(read_only(np.empty(0, dtype=np.int32)), _NO_F64, _NO_F64,
+_NO_READINGS = MeterReadings(read_only(np.empty(0, dtype=np.intp)), _NO_F64, _NO_F64,
                              _NO_F64, read_only(np.empty(0, dtype=np.int8)), _NO_F64,
                              _NO_F64)
 
@@ -153,8 +153,10 @@ class PlantStateDetector:
             raise ValueError("half_life_s must be positive")
         self.n_meters = n_meters
         self._cadence = Cadence(judge_every_s)
-        self._point_meter = np.full(n_points, -1, dtype=np.int32)
-        self._point_meter[self._meter_point] = np.arange(n_meters, dtype=np.int32)
+        self._point_meter = np.full(n_points, -1, dtype=np.intp)
+        """Meter of each point, -1 for none (native ints: the meters of the readings
+        index per-meter state here and downstream, and an int32 index costs a cast)."""
+        self._point_meter[self._meter_point] = np.arange(n_meters, dtype=np.intp)
         self._judged = np.isfinite(rated) & (rated > 0)
         self._scale = np.where(self._judged, rated, np.nan)
         self._half_life = float(half_life_s)
@@ -214,7 +216,7 @@ class PlantStateDetector:
         if len(batch) == 0:
             return ConditionChanges.none(self.rule)
         if self._cadence.every_s > 0:
-            rows = np.flatnonzero(self._point_meter[batch.point] >= 0)
+            rows = np.flatnonzero(self._point_meter.take(batch.point) >= 0)
             due = self._cadence.add(batch.samples_at(rows))
             return ConditionChanges.none(self.rule) if due is None else self._take(due)
         return self._take(batch)
@@ -260,7 +262,7 @@ class PlantStateDetector:
 
     # -- internals ---------------------------------------------------------------------
 
-    def _judge(self, m: NDArray[np.int32], t: NDArray[np.float64],
+    def _judge(self, m: NDArray[np.intp], t: NDArray[np.float64],
                p: NDArray[np.float64]) -> ConditionChanges:
         first = segment_starts(m)
         last = segment_ends(first)
@@ -268,7 +270,7 @@ class PlantStateDetector:
         self._refresh(seg_meter, t[last])
         scale = self._scale[m]
         x = p / scale
-        floor, level = self._floor[m], self._level[m]
+        floor, level = self._floor.take(m), self._level.take(m)
         u = (x - floor) / (level - floor)
 
         # Production is sticky (hysteresis), carried across batches.
@@ -290,11 +292,11 @@ class PlantStateDetector:
             return ConditionChanges.none(self.rule)
         order = changed[np.argsort(t[changed], kind="stable")]
         return ConditionChanges(
-            rule=self.rule, subject=m[order], ts=t[order], since=t[order],
+            rule=self.rule, subject=m[order].astype(np.int32), ts=t[order], since=t[order],
             severity=code[order], value=p[order], limit=(level * scale)[order],
         )
 
-    def _refresh(self, meters: NDArray[np.int32], newest: NDArray[np.float64]) -> None:
+    def _refresh(self, meters: NDArray[np.intp], newest: NDArray[np.float64]) -> None:
         """Recompute floor and level of meters whose data entered a new hour."""
         hour = np.floor(newest / 3600.0).astype(np.int64)
         due = hour > self._hour[meters]
@@ -311,7 +313,7 @@ class PlantStateDetector:
         self._floor[rows] = np.minimum(low, 0.5 * high)
         self._level[rows] = level
 
-    def _learn(self, m: NDArray[np.int32], t: NDArray[np.float64],
+    def _learn(self, m: NDArray[np.intp], t: NDArray[np.float64],
                x: NDArray[np.float64]) -> None:
         if self._t0 is None:
             self._t0 = float(t.min())
@@ -325,7 +327,7 @@ class PlantStateDetector:
         ok = np.isfinite(x)
         # Through the flat view: numpy's add.at is several times faster on one axis;
         # the adds are the same, one after another in row order.
-        cells = m[ok].astype(np.intp) * _BINS + _bin(x[ok])
+        cells = m[ok] * _BINS + _bin(x[ok])
         np.add.at(self._counts.reshape(-1), cells, np.exp2(exponent[ok]))
 
 

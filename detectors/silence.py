@@ -116,7 +116,7 @@ class SilenceDetector:
             int(hb_device.min()) < 0 or int(hb_device.max()) >= self.n_devices
         ):
             raise ValueError("heartbeat device index out of range")
-        device = np.concatenate((self._point_device[batch.point],
+        device = np.concatenate((self._point_device.take(batch.point),
                                  hb_device.astype(np.intp, copy=False)))
         ts = np.concatenate((batch.ts, batch.heartbeat_ts))
         seen = ~np.isnan(ts)
@@ -127,7 +127,7 @@ class SilenceDetector:
         # fmax, not maximum: NaN (never seen) must lose against any real time.
         np.fmax.at(self._last_seen, device, ts)
 
-        back = self._silent[device]
+        back = self._silent.take(device)
         if not back.any():
             return ConditionChanges.none(self.rule)
         # Rare path: only devices that are silent and sent something.

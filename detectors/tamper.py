@@ -317,7 +317,7 @@ class TamperDetector:
             last_exact = segment_cummax(np.where(replay.active, rec.ts, -np.inf), rec.first,
                                         self._last_exact[dev])
         else:  # the usual set: each device's value carried through unchanged
-            last_exact = self._last_exact[dev]
+            last_exact = self._last_exact.take(dev)
         noisy_on = noisy.active & (noisy.since > last_exact)
         code = np.where(frozen.active, np.int8(FROZEN), np.where(
             replay.active, np.int8(REPLAY),

@@ -121,7 +121,7 @@ class CloneJudge:
                                              NDArray[np.float64], NDArray[np.float64]]:
         """Paired samples (pair, value a, value b, ts) in (pair, ts) order."""
         # Only rows of paired points matter: the search runs on those alone.
-        mine = np.flatnonzero(self._paired_point[rec.row_point])
+        mine = np.flatnonzero(self._paired_point.take(rec.row_point))
         point, record = rec.row_point[mine], rec.row_record[mine]
         rows = np.flatnonzero(self._is_a[point])
         pa = point[rows]

@@ -64,7 +64,7 @@ class FrozenJudge:
             return Verdict.idle(0)
         prev_ts = shift_from_state(ts, first, self._last_ts, dev)
         brk = (rec.changes > 0) | ~(ts - prev_ts <= self.max_gap_s) | rec.rest
-        run_start = np.where(brk, ts, self._run_start[dev])[ffill_positions(brk | first)]
+        run_start = np.where(brk, ts, self._run_start.take(dev))[ffill_positions(brk | first)]
         elapsed = ts - run_start
         prev_elapsed = shift_from_state(elapsed, first, self._last_ts - self._run_start,
                                         dev)
@@ -75,11 +75,11 @@ class FrozenJudge:
         # "every run teaches" until the set of reported runs stops growing (it only
         # grows, and its least fixed point is the record-by-record answer; one pass
         # when nothing was reported, two when something was).
-        over_seed = self._over[dev]
+        over_seed = self._over.take(dev)
         reported = np.zeros(dev.shape[0], dtype=np.bool_)
         while True:
             z = np.where(ended & ~reported, z_ended, -np.inf)
-            learned_z = segment_cummax(z, first, self._learned_z[dev])
+            learned_z = segment_cummax(z, first, self._learned_z.take(dev))
             limit = np.maximum(self.min_s,
                                self.factor * np.exp2(learned_z - ts / self.half_life_s))
             over = elapsed >= limit

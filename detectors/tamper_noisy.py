@@ -211,11 +211,11 @@ class _SlotTable:
         """(weight, sum) of slot ``slot`` of ring row ``rows`` (of devices ``d``);
         zeros outside the table."""
         width = self.width
-        off = slot - self.base[d]
+        off = slot - self.base.take(d)
         inside = (off >= 0) & (off < width)
-        cell = (self.local[d] + rows - ring_ptr[d]) * width + np.where(inside, off, 0)
-        return (np.where(inside, self.weight[cell], 0.0),
-                np.where(inside, self.total[cell], 0.0))
+        cell = (self.local.take(d) + rows - ring_ptr.take(d)) * width + np.where(inside, off, 0)
+        return (np.where(inside, self.weight.take(cell), 0.0),
+                np.where(inside, self.total.take(cell), 0.0))
 
 
 class NoisyReplayJudge:
@@ -288,10 +288,11 @@ class NoisyReplayJudge:
     def judge(self, rec: Records) -> Verdict:
         n = len(rec)
         dev, first = rec.device, rec.first
-        judged = self._judged[dev]
+        judged = self._judged.take(dev)
         if n == 0 or not judged.any():
             return Verdict.idle(n)
-        seed_active, seed_since, seed_lag = self._active[dev], self._since[dev], self._lag[dev]
+        seed_active, seed_since = self._active.take(dev), self._since.take(dev)
+        seed_lag = self._lag.take(dev)
         u = rec.ts / self.slot_s
         k_float = np.floor(u)
         slot = k_float.astype(np.int64)
@@ -368,12 +369,13 @@ class NoisyReplayJudge:
         # other devices get garbage there and are dropped: only points of judged
         # devices have a ring row, and every sample's point is watched).
         dev = rec.device
-        record_cell = (self._local[dev] - self._ptr[dev]) * width + slot - self._base[dev]
-        ring_row = self._row_of[rec.row_point]
+        record_cell = ((self._local.take(dev) - self._ptr.take(dev)) * width + slot
+                       - self._base.take(dev))
+        ring_row = self._row_of.take(rec.row_point)
         keep = np.flatnonzero(ring_row >= 0)
-        rr = rec.row_record[keep]
-        cell = ring_row[keep] * width + record_cell[rr]
-        f, v = frac[rr], rec.row_value[keep]
+        rr = rec.row_record.take(keep)
+        cell = ring_row.take(keep) * width + record_cell.take(rr)
+        f, v = frac.take(rr), rec.row_value.take(keep)
         # The carried sums go first, then each sample's two shares, sample after sample.
         c_rows = _expand(self._ptr[d[carried]], count[carried])
         c_cell = _expand(local[carried], count[carried]) * width
@@ -443,8 +445,8 @@ class NoisyReplayJudge:
                                                                    count)
         after = cell + 1
         acc = self._acc
-        acc[0, rows], acc[1, rows] = table.weight[cell], table.total[cell]
-        acc[2, rows], acc[3, rows] = table.weight[after], table.total[after]
+        acc[0, rows], acc[1, rows] = table.weight.take(cell), table.total.take(cell)
+        acc[2, rows], acc[3, rows] = table.weight.take(after), table.total.take(after)
         self._slot[d] = slot[last]
 
     # -- evaluation ---------------------------------------------------------------------

@@ -82,7 +82,7 @@ def segment_cummax(
         bounds = np.searchsorted(depth[by_depth], np.arange(deepest + 2))
         for k in range(1, deepest + 1):
             rows = by_depth[bounds[k]:bounds[k + 1]]
-            running[rows] = np.maximum(running[rows], running[rows - 1])
+            running[rows] = np.maximum(running.take(rows), running.take(rows - 1))
         return running
     values, rank = np.unique(seeded, return_inverse=True)
     segment = np.cumsum(first) - 1
@@ -114,7 +114,7 @@ def device_time_order(d: NDArray[np.integer[Any]], t: NDArray[np.float64]
     if float(ms.max()) < 2.0**42 and int(d.max()) < 2**21:
         key = (d.astype(np.int64) << 42) | ms.astype(np.int64)
         order = np.argsort(key, kind="stable")
-        k, ts = key[order], t[order]
+        k, ts = key.take(order), t.take(order)
         same_key = k[1:] == k[:-1]
         # Equal keys must be equal times, and distinct keys of a device increasing times.
         if not (same_key & (ts[1:] != ts[:-1])).any():
@@ -200,7 +200,7 @@ class RecordBuffer:
         point, ts, value = batch.point, batch.ts, batch.value
         judged = np.isfinite(value) & np.isfinite(ts) & (batch.quality == QUALITY_NORMAL)
         self.skipped += point.shape[0] - int(np.count_nonzero(judged))
-        rows = np.flatnonzero(judged & self.watched[point])
+        rows = np.flatnonzero(judged & self.watched.take(point))
         return batch.samples_at(rows)
 
     def add(self, batch: SampleBatch) -> Records:
@@ -211,8 +211,8 @@ class RecordBuffer:
         n_usable = p.shape[0]
         if n_usable == 0:
             return self._empty()
-        d = self.point_device[p]
-        fresh = np.flatnonzero(t > self.closed_ts[d])
+        d = self.point_device.take(p)
+        fresh = np.flatnonzero(t > self.closed_ts.take(d))
         if fresh.shape[0] == 0:
             self.late += n_usable
             return self._empty()
@@ -225,18 +225,18 @@ class RecordBuffer:
         v = np.concatenate((self._open_value[held], v))
         keep, p, t = sorted_unique(p, t, self.n_points)
         self.late += n_usable - (keep.shape[0] - held.shape[0])
-        v = v[keep]
-        d = self.point_device[p]
+        v = v.take(keep)
+        d = self.point_device.take(p)
         changed = v != shift_from_state(v, segment_starts(p), self._last_value, p)
         order = device_time_order(d, t)
-        dd = d[order]
+        dd = d.take(order)
         dev_first = segment_starts(dd)
         dev_last = segment_ends(dev_first)
         self._scratch[dd[dev_last]] = t[order[dev_last]]
-        closed = t < self._scratch[d]
+        closed = t < self._scratch.take(d)
         self._remember(p, v, closed)
         self._open_has[held] = False
-        closed_in_order = closed[order]
+        closed_in_order = closed.take(order)
         still_open = order[~closed_in_order]
         op = p[still_open]
         self._open_has[op] = True
@@ -246,7 +246,8 @@ class RecordBuffer:
         rows = order[closed_in_order]
         if rows.shape[0] == 0:
             return self._empty()
-        rec = self._records(d[rows], t[rows], p[rows], v[rows], changed[rows])
+        rec = self._records(d.take(rows), t.take(rows), p.take(rows), v.take(rows),
+                            changed.take(rows))
         ends = segment_ends(rec.first)
         self.closed_ts[rec.device[ends]] = rec.ts[ends]
         return rec
@@ -300,7 +301,7 @@ class RecordBuffer:
         """Newest closed value per point; closed rows lead each point's segment."""
         idx = np.flatnonzero(closed)
         if idx.shape[0]:
-            last = idx[segment_ends(segment_starts(p[idx]))]
+            last = idx.take(segment_ends(segment_starts(p.take(idx))))
             self._last_value[p[last]] = v[last]
 
     def _records(self, d: NDArray[np.intp], t: NDArray[np.float64], p: NDArray[np.intp],
@@ -311,17 +312,17 @@ class RecordBuffer:
         new[1:] = (d[1:] != d[:-1]) | (t[1:] != t[:-1])
         start = np.flatnonzero(new)
         size = np.diff(np.append(start, n))
-        device = d[start]
+        device = d.take(start)
         clean = v + 0.0  # -0.0 and 0.0 are one reading
-        digest = mix64(clean.view(np.uint64) ^ self._salt[p])
+        digest = mix64(clean.view(np.uint64) ^ self._salt.take(p))
         return Records(
             device=device,
-            ts=t[start],
+            ts=t.take(start),
             first=segment_starts(device),
             start=start,
             size=size,
             changes=segment_sums(changed, start).astype(np.int32),
-            rest=2 * segment_sums(clean != 0.0, start) < self._n_watched[device],
+            rest=2 * segment_sums(clean != 0.0, start) < self._n_watched.take(device),
             digest=segment_sums(digest, start),
             row_point=p,
             row_value=v,

@@ -211,12 +211,12 @@ class ReplayJudge:
         inner = rec.changes.astype(np.int32)
         all_rest = rec.rest.copy()
         for k in range(1, w):
-            key += digest[pos - k] * _MULT[k]
-            all_rest &= rest[pos - k]
+            key += digest.take(pos - k) * _MULT[k]
+            all_rest &= rest.take(pos - k)
             if k < carry:
                 inner += changes[pos - k]
-        key = mix64(key ^ self._salt[rec.device])
-        eligible = valid[pos - carry] & (inner >= self.min_changes) & ~all_rest
+        key = mix64(key ^ self._salt.take(rec.device))
+        eligible = valid.take(pos - carry) & (inner >= self.min_changes) & ~all_rest
         anchor = eligible & (key % np.uint64(self.stride) == 0)
         # Carry the newest window - 1 records of each device.
         if carry:
@@ -229,7 +229,7 @@ class ReplayJudge:
                 self._w_ts[:, j][seg_dev] = ts[at]
             counts = np.diff(np.append(seg_start, n)).astype(np.int32)
             self._w_n[seg_dev] = np.minimum(held + counts, carry)
-        return key, ts[pos - carry], anchor
+        return key, ts.take(pos - carry), anchor
 
     def _match(self, rec: Records, key: U64, anchor: NDArray[np.bool_]) -> tuple[
         NDArray[np.int8], NDArray[np.float64], NDArray[np.intp]
@@ -278,7 +278,8 @@ class ReplayJudge:
         """Run the lag state machine over hits and misses; spread the state to records."""
         n = len(rec)
         dev = rec.device
-        seed_active, seed_since, seed_lag = self._active[dev], self._since[dev], self._lag[dev]
+        seed_active, seed_since = self._active.take(dev), self._since.take(dev)
+        seed_lag = self._lag.take(dev)
         events = np.flatnonzero(kind != 0)
         if events.shape[0]:
             # A miss of a device holding no lag changes nothing it reports (its miss
@@ -317,7 +318,7 @@ class ReplayJudge:
         since, value = seed_since.copy(), seed_lag.copy()
         active[ev_rec], since[ev_rec], value[ev_rec] = post_active, post_since, post_lag
         fill = ffill_positions(mark)
-        active, since, value = active[fill], since[fill], value[fill]
+        active, since, value = active.take(fill), since.take(fill), value.take(fill)
         limit = np.full(n, self.min_lag_s)
         return Verdict(active, np.where(active, since, np.nan),
                        np.where(active, value, np.nan), limit)

@@ -138,7 +138,7 @@ class ThresholdDetector:
         if int(point.min()) < 0 or int(point.max()) >= self.n_points:
             raise ValueError(f"point index out of range 0..{self.n_points - 1}")
 
-        limited = self._limited[point]
+        limited = self._limited.take(point)
         p, t, v, skipped, late = judgeable_rows(point, ts, value, batch.quality,
                                                 self._last_ts, self.n_points,
                                                 None if limited.all() else limited)
@@ -165,7 +165,8 @@ class ThresholdDetector:
         bands off: only its last ts moves.  In normal operation that is nearly every
         point, and the band-by-band state machine runs on the few others.
         """
-        calm = ~((v > self._enter_above[p]) | (v < self._enter_below[p]) | self._engaged[p])
+        calm = ~((v > self._enter_above.take(p)) | (v < self._enter_below.take(p))
+                 | self._engaged.take(p))
         if not calm.any():
             return p, t, v
         first = segment_starts(p)
