@@ -108,7 +108,8 @@ def judgeable_rows(
     fresh = judged & (ts > last_ts.take(key))
     n_judged = int(np.count_nonzero(judged))
     if not fresh.all():
-        key, ts, value = key[fresh], ts[fresh], value[fresh]
+        rows = np.flatnonzero(fresh)
+        key, ts, value = key.take(rows), ts.take(rows), value.take(rows)
     keep, key, ts = sorted_unique(key, ts, n_keys)
     return key, ts, value.take(keep), n_considered - n_judged, n_judged - keep.shape[0]
 

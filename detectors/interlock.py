@@ -158,11 +158,12 @@ class InterlockDetector:
         """Keep the latest usable value of every watched point (rules run at sweeps)."""
         if len(batch) == 0:
             return ConditionChanges.none(self.rule)
-        rows = np.flatnonzero(self._watched.take(batch.point))
+        watched = self._watched.take(batch.point)
+        # Usability is judged on the whole batch: one compaction instead of two.
+        rows = np.flatnonzero(watched & np.isfinite(batch.value) & np.isfinite(batch.ts)
+                              & (batch.quality <= _LAST_USABLE))
+        self.samples_ignored += int(np.count_nonzero(watched)) - rows.shape[0]
         p, t, v = batch.point.take(rows), batch.ts.take(rows), batch.value.take(rows)
-        keep = np.isfinite(v) & np.isfinite(t) & (batch.quality.take(rows) <= _LAST_USABLE)
-        self.samples_ignored += int(keep.shape[0] - np.count_nonzero(keep))
-        p, t, v = p[keep], t[keep], v[keep]
         if p.shape[0] == 0:
             return ConditionChanges.none(self.rule)
         # Latest per point: each point's last row in (point, ts) order, newer than
@@ -171,10 +172,10 @@ class InterlockDetector:
         v = v.take(order)
         last = segment_ends(segment_starts(p))
         p, t, v = p.take(last), t.take(last), v.take(last)
-        newer = t > self._ts.take(p)
-        moved = p[newer]
-        self._ts[moved] = t[newer]
-        self._value[moved] = v[newer]
+        newer = np.flatnonzero(t > self._ts.take(p))
+        moved = p.take(newer)
+        self._ts[moved] = t.take(newer)
+        self._value[moved] = v.take(newer)
         if moved.shape[0]:
             self._dirty = True
             self._point_moved[moved] = True

@@ -176,8 +176,8 @@ class ThresholdDetector:
         self._last_ts[p[last[seg_calm]]] = t[last[seg_calm]]
         if seg_calm.all():
             return p[:0], t[:0], v[:0]
-        keep = ~seg_calm[np.cumsum(first) - 1]
-        return p[keep], t[keep], v[keep]
+        keep = np.flatnonzero(~seg_calm[np.cumsum(first) - 1])
+        return p.take(keep), t.take(keep), v.take(keep)
 
     def _judge(
         self, p: NDArray[np.intp], t: NDArray[np.float64], v: NDArray[np.float64]
