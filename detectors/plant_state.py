@@ -165,6 +165,7 @@ class PlantStateDetector:
         self._standby = float(standby_enter)
 
         self._counts = np.zeros((n_meters, _BINS), dtype=np.float64)
+        """Load histogram per meter (a row per meter: a refresh reads whole rows)."""
         self._counts[:, _bin(np.array(_PRIOR_FLOOR))] = prior_samples
         self._counts[:, _bin(np.array(_PRIOR_LEVEL))] = prior_samples
         self._t0: float | None = None
@@ -304,11 +305,12 @@ class PlantStateDetector:
             return
         rows = meters[due]
         self._hour[rows] = hour[due]
-        counts = self._counts[rows]
-        cum = np.cumsum(counts, axis=1)
-        total = cum[:, -1:]
-        low = _centre(np.argmax(cum >= self._q[0] * total, axis=1))
-        high = _centre(np.argmax(cum >= self._q[1] * total, axis=1))
+        cum = _running_sums(np.ascontiguousarray(self._counts.take(rows, axis=0).T))
+        total = cum[-1]
+        # Counts are never negative, so the sums never fall: the first bin reaching a
+        # share of the total is the number of bins below it.
+        low = _centre(np.count_nonzero(cum < self._q[0] * total, axis=0))
+        high = _centre(np.count_nonzero(cum < self._q[1] * total, axis=0))
         level = np.maximum(high, np.minimum(low, 0.5 * high) + _MIN_SPAN)
         self._floor[rows] = np.minimum(low, 0.5 * high)
         self._level[rows] = level
@@ -329,6 +331,20 @@ class PlantStateDetector:
         # the adds are the same, one after another in row order.
         cells = m[ok] * _BINS + _bin(x[ok])
         np.add.at(self._counts.reshape(-1), cells, np.exp2(exponent[ok]))
+
+
+def _running_sums(counts: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Running sums down the bins (axis 0) of every column, added bin after bin as
+    ``np.cumsum(counts, axis=0)`` adds them.  Many columns: one add per bin over the
+    whole row (numpy's cumsum would run a short loop per column)."""
+    if counts.shape[1] < _BINS:
+        out: NDArray[np.float64] = np.cumsum(counts, axis=0)
+        return out
+    running = np.empty_like(counts)
+    running[0] = counts[0]
+    for b in range(1, counts.shape[0]):
+        np.add(running[b - 1], counts[b], out=running[b])
+    return running
 
 
 def _concat_readings(parts: list[MeterReadings]) -> MeterReadings:

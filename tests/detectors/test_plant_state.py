@@ -13,7 +13,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from detectors.base import ConditionChanges, SampleBatch
-from detectors.plant_state import _MIN_SPAN, OFF, PRODUCTION, STANDBY, PlantStateDetector
+from detectors.plant_state import (
+    _BINS,
+    _MIN_SPAN,
+    OFF,
+    PRODUCTION,
+    STANDBY,
+    PlantStateDetector,
+    _running_sums,
+)
 
 NAN = math.nan
 DAY0 = 1_795_478_400.0  # 2026-11-24T00:00:00Z, a whole hour and day in epoch seconds
@@ -464,3 +472,15 @@ def test_held_meter_samples_are_judged_on_demand() -> None:
     assert changes_of(held.judge_held()) == run(meters(2), [whole])[0]
     assert len(held.readings.meter) == len(whole)
     assert changes_of(held.judge_held()) == []
+
+
+@pytest.mark.parametrize("meters", [1, _BINS - 1, _BINS, 700])
+def test_running_sums_add_bin_after_bin_exactly_as_cumsum(meters: int) -> None:
+    # Both paths (few meters: cumsum; many: one add per bin) must give the very sums
+    # np.cumsum gives, bit for bit, or floor and level would move with the batching.
+    rng = np.random.default_rng(meters)
+    counts = rng.exponential(size=(_BINS, meters)) * (rng.random((_BINS, meters)) > 0.6)
+    got = _running_sums(np.ascontiguousarray(counts))
+    np.testing.assert_array_equal(got, np.cumsum(counts, axis=0))
+    # The quantile search relies on sums that never fall.
+    assert (np.diff(got, axis=0) >= 0).all()
