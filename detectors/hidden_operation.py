@@ -126,6 +126,10 @@ class HiddenOperationDetector:
         """First sample of the current run of low load while active."""
         self._active = np.zeros(n, dtype=np.bool_)
         self._stop = np.full(n, -1, dtype=np.int32)
+        self._clean = np.ones(n, dtype=np.bool_)
+        """Per meter: its episode state is as :meth:`_reset` leaves it.  Meters outside
+        any declared stop (nearly all, nearly always) are reset on each sample; this
+        spares rewriting eight arrays that already hold the reset values."""
         self._last_ts = np.full(n, -np.inf)
         self._enterprise_active = np.zeros(self.n_enterprises, dtype=np.int32)
         """Active meters per enterprise; the alert is on while this is positive."""
@@ -171,10 +175,10 @@ class HiddenOperationDetector:
     def stop_at(self, enterprise: NDArray[np.int64], ts: NDArray[np.float64]
                 ) -> NDArray[np.int32]:
         """Row of the declared stop covering ``ts`` for each enterprise, -1 for none."""
-        row = np.searchsorted(self._stop_key, _key(enterprise, ts), side="right") - 1
-        row = np.clip(row, 0, None)
         if self._stop_key.shape[0] == 0:
             return np.full(ts.shape[0], -1, dtype=np.int32)
+        row = np.searchsorted(self._stop_key, _key(enterprise, ts), side="right") - 1
+        row = np.clip(row, 0, None)
         inside = ((self._stop_enterprise[row] == enterprise) & (self._stop_from[row] <= ts)
                   & (ts < self._stop_to[row]))
         return np.where(inside, row, -1).astype(np.int32)
@@ -228,11 +232,14 @@ class HiddenOperationDetector:
         out_t = [t[moved]]
         out_s = [np.zeros(int(moved.sum()), np.int8)]
         out_since = [t[moved]]
-        self._reset(m[~in_stop | moved])
+        self._reset(m[(~in_stop | moved) & ~self._clean.take(m)])
 
         j = np.flatnonzero(in_stop)
+        if j.shape[0] == 0:
+            return m[moved].astype(np.int32), out_t[0], out_s[0], out_since[0]
         mj, tj, uj = m[j], t[j], u[j]
         self._stop[mj] = stop[j]
+        self._clean[mj] = False
         producing = r.state[rows][j] == PRODUCTION
         self._run[mj] = np.where(producing, self._run[mj] + 1, 0)
         self._run_start[mj] = np.where(producing & (self._run[mj] == 1), tj,
@@ -283,6 +290,7 @@ class HiddenOperationDetector:
         self._excess_kwh[m] = 0.0
         self._low_since[m] = np.nan
         self._stop[m] = -1
+        self._clean[m] = True
 
     def _per_enterprise(self, events: list[tuple[NDArray[np.int32], NDArray[np.float64],
                                                  NDArray[np.int8], NDArray[np.float64]]],

@@ -282,7 +282,7 @@ class RateOfChangeDetector(BulkJudged):
         # Ring samples a window of this batch can reach: those within window_s of the
         # segment's first row, at most capacity - 1 (the ring is in time order and
         # older than every row here; unwritten columns are NaN and never count).
-        ring_t = self._ring_t[seg_slots]
+        ring_t = self._ring_t.take(seg_slots, axis=0)
         reach = np.count_nonzero(ring_t > (t[seg_first] - window)[:, None], axis=1)
         m = np.minimum(reach, cap - 1)
 

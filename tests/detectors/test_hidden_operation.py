@@ -483,3 +483,17 @@ def test_a_withdrawn_stop_ends_its_episode_at_the_next_reading() -> None:
     changes = site.feed_days(1.0, 1.1, lambda h: np.full(h.shape, BUSY_KW))
     assert changes == [(0, 1.0, 1.0, 0)]
     assert not site.hidden.active.any()
+
+
+def test_a_run_cut_by_a_withdrawn_stop_starts_afresh_under_a_new_one() -> None:
+    # One production reading in a stop (a run of one, below the two needed); the stop
+    # is withdrawn, so the next reading is outside any: the run must be forgotten,
+    # and a stop declared again later counts from zero.
+    det = HiddenOperationDetector([0], [900.0], 1, [0], [DAY0], [DAY0 + DAY])
+    assert events(det.update_readings(readings([0], [1.0], [1.0]))) == []
+    det.set_stops([], [], [])
+    assert events(det.update_readings(readings([0], [1.25], [1.0]))) == []
+    det.set_stops([0], [DAY0], [DAY0 + DAY])
+
+    assert events(det.update_readings(readings([0], [1.5], [1.0]))) == []
+    assert events(det.update_readings(readings([0], [1.75], [1.0]))) == [(0, 1.75, 1.5, 1)]
