@@ -619,7 +619,7 @@ def _latest_at_or_before(
         gate_rank = np.cumsum(~is_query[order]) - 1  # rows of g are already sorted
         pos = np.empty(qg.shape[0], dtype=np.intp)
         pos[order[is_query[order]] - g.shape[0]] = gate_rank[is_query[order]]
-    safe = np.clip(pos, 0, max(g.shape[0] - 1, 0))
+    safe = np.maximum(pos, 0)  # pos <= len(g) - 1 already: one bound to apply
     hit = (pos >= 0) & (g[safe] == qg)
     out: NDArray[np.intp] = np.where(hit, pos, -1)
     return out

@@ -178,7 +178,7 @@ class HiddenOperationDetector:
         if self._stop_key.shape[0] == 0:
             return np.full(ts.shape[0], -1, dtype=np.int32)
         row = np.searchsorted(self._stop_key, _key(enterprise, ts), side="right") - 1
-        row = np.clip(row, 0, None)
+        row = np.maximum(row, 0)
         inside = ((self._stop_enterprise[row] == enterprise) & (self._stop_from[row] <= ts)
                   & (ts < self._stop_to[row]))
         return np.where(inside, row, -1).astype(np.int32)
