@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import gc
 import math
+import statistics
 import sys
 import time
 from collections.abc import Iterable, Iterator
@@ -500,7 +501,8 @@ def report(w: Workload, label: str, sweep_interval_s: float, repeats: int,
     if has_tamper:
         ratios = timed.round_ratios
         print(f"ratio, all rules                   {ref_full / seconds:>12.1f} x"
-              + (f"  (single rounds {min(ratios):.1f}-{max(ratios):.1f} x)"
+              + (f"  (single rounds {min(ratios):.1f}-{max(ratios):.1f} x, "
+                 f"median {statistics.median(ratios):.1f} x)"
                  if len(ratios) > 1 else ""))
     print(f"ratio, without tamper              {ref_plain / plain:>12.1f} x")
     spent = breakdown(w, sweep_interval_s)
