@@ -335,8 +335,11 @@ class PlantStateDetector:
 
 def _running_sums(counts: NDArray[np.float64]) -> NDArray[np.float64]:
     """Running sums down the bins (axis 0) of every column, added bin after bin as
-    ``np.cumsum(counts, axis=0)`` adds them.  Many columns: one add per bin over the
-    whole row (numpy's cumsum would run a short loop per column)."""
+    ``np.cumsum(counts, axis=0)`` adds them, so the sums are the same to the bit.
+
+    numpy's cumsum runs a short loop per column; with many columns (an hour boundary
+    refreshes most meters at once) one whole-row add per bin is several times faster,
+    with fewer columns than bins the per-bin calls would cost more than they save."""
     if counts.shape[1] < _BINS:
         out: NDArray[np.float64] = np.cumsum(counts, axis=0)
         return out
