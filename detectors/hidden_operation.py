@@ -235,8 +235,8 @@ class HiddenOperationDetector:
         self._reset(m[(~in_stop | moved) & ~self._clean.take(m)])
 
         j = np.flatnonzero(in_stop)
-        if j.shape[0] == 0:
-            return m[moved].astype(np.int32), out_t[0], out_s[0], out_since[0]
+        if j.shape[0] == 0:  # no meter in a stop: only the moved ones end
+            return out_m[0].astype(np.int32), out_t[0], out_s[0], out_since[0]
         mj, tj, uj = m[j], t[j], u[j]
         self._stop[mj] = stop[j]
         self._clean[mj] = False
